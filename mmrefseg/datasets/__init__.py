@@ -1,0 +1,14 @@
+# Copyright (c) mmrefseg contributors.
+from .grefcoco import GRefCOCODataset
+from .refcoco import RefCOCODataset
+from .refer_base import BaseReferDataset
+from .refer_io import (UnsafePickleError, safe_load_pickle,
+                       segmentation_to_mask, union_mask)
+from .synthetic import generate_synthetic_refer
+from .transforms import *  # noqa: F401,F403
+
+__all__ = [
+    'BaseReferDataset', 'GRefCOCODataset', 'RefCOCODataset',
+    'UnsafePickleError', 'generate_synthetic_refer', 'safe_load_pickle',
+    'segmentation_to_mask', 'union_mask'
+]

@@ -1,0 +1,9 @@
+# Copyright (c) mmrefseg contributors.
+from .backbones import *  # noqa: F401,F403
+from .data_preprocessor import RefSegDataPreProcessor
+from .heads import *  # noqa: F401,F403
+from .losses import *  # noqa: F401,F403
+from .necks import *  # noqa: F401,F403
+from .segmentors import *  # noqa: F401,F403
+
+__all__ = ['RefSegDataPreProcessor']

@@ -1,0 +1,436 @@
+# Copyright (c) mmrefseg contributors.
+"""InternVL as an MMEngine backbone, on transformers' native classes."""
+import os.path as osp
+from typing import Dict, List, Optional, Sequence, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.logging import print_log
+from mmengine.model import BaseModule
+from transformers import InternVLConfig, InternVLForConditionalGeneration
+
+from mmrefseg.registry import MODELS
+from mmrefseg.utils.tokenizer import (IMG_CONTEXT_TOKEN, REJ_TOKEN, SEG_TOKEN,
+                                      TokenizerCfg, build_tokenizer, token_id)
+from ..utils.new_token_rows import NewTokenEmbedding, NewTokenLMHead
+from .mllm_outputs import MLLMOutputs
+
+IGNORE_INDEX = -100
+
+# LoRA targets per text-model family (HF-native module names).
+LLM_LORA_TARGETS = {
+    'qwen2': ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj',
+              'down_proj'],
+    'qwen3': ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj',
+              'down_proj'],
+    'llama': ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj',
+              'down_proj'],
+}
+VIT_LORA_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'projection_layer', 'fc1',
+                    'fc2']
+
+
+@MODELS.register_module()
+class InternVLBackbone(BaseModule):
+    """HF-native ``InternVLForConditionalGeneration`` plus its tokenizer side.
+
+    Built from a local HF checkpoint directory (``pretrained``) or, with random
+    weights, from ``config`` (a dict of ``InternVLConfig`` fields whose
+    ``text_config`` names its ``model_type``: qwen2, qwen3 or llama). One
+    forward returns an :class:`MLLMOutputs` with the ViT features of the
+    requested layers, the LLM states at the image tokens and at ``[SEG]``.
+
+    Args:
+        pretrained: local directory with ``config.json`` + safetensors shards.
+        config: ``InternVLConfig`` fields; used when ``pretrained`` is None,
+            and checked against the checkpoint when both are given.
+        tokenizer: tokenizer config (see :func:`build_tokenizer`); defaults to
+            ``pretrained``.
+        extra_special_tokens: tokens added to the tokenizer (and embeddings).
+        vit_layers: ViT layers to expose, indices into HF ``hidden_states``
+            (0 = patch embeddings, -1 = last layer).
+        seg_state_offset: take the ``[SEG]`` query from position p + offset;
+            -1 is the LISA convention (the token whose logits predict [SEG])
+            used by the released MLLMSeg weights, 0 the [SEG] token itself.
+        image_state_offset: take LLM image features from image positions
+            shifted by this much; -1 reproduces MLLMSeg's shift.
+        freeze_vit / freeze_projector / freeze_llm: freeze those parts.
+        train_new_token_rows: when the LLM is frozen, keep the embedding and
+            lm_head rows of the added tokens trainable (and nothing else).
+        llm_lora / vit_lora: peft ``LoraConfig`` fields (``r``,
+            ``lora_alpha``, ``lora_dropout``, optional ``target_modules``).
+        gradient_checkpointing: activation checkpointing in ViT and LLM.
+        torch_dtype: parameter dtype ('float32' or 'bfloat16').
+        attn_implementation: 'sdpa' (default), 'eager' or
+            'flash_attention_2' (needs the ``flash`` extra).
+        init_cfg: MMEngine init config (unused: weights come from HF).
+    """
+
+    def __init__(self,
+                 pretrained: Optional[str] = None,
+                 config: Optional[dict] = None,
+                 tokenizer: Optional[TokenizerCfg] = None,
+                 extra_special_tokens: Sequence[str] = (SEG_TOKEN, REJ_TOKEN),
+                 vit_layers: Sequence[int] = (-1, ),
+                 seg_state_offset: int = -1,
+                 image_state_offset: int = -1,
+                 freeze_vit: bool = True,
+                 freeze_projector: bool = True,
+                 freeze_llm: bool = True,
+                 train_new_token_rows: bool = True,
+                 llm_lora: Optional[dict] = None,
+                 vit_lora: Optional[dict] = None,
+                 gradient_checkpointing: bool = False,
+                 torch_dtype: str = 'float32',
+                 attn_implementation: str = 'sdpa',
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if pretrained is None and config is None:
+            raise ValueError('InternVLBackbone needs `pretrained` (a local HF '
+                             'checkpoint directory) or `config`.')
+        tokenizer = tokenizer if tokenizer is not None else pretrained
+        self.tokenizer_cfg = tokenizer
+        self.tokenizer = build_tokenizer(tokenizer, extra_special_tokens)
+        self.vit_layers = tuple(vit_layers)
+        self.seg_state_offset = seg_state_offset
+        self.image_state_offset = image_state_offset
+        dtype = getattr(torch, torch_dtype)
+        self.hf = self._build_hf_model(pretrained, config, dtype,
+                                       attn_implementation)
+        cfg = self.hf.config
+        self.text_model_type = cfg.text_config.model_type
+        self.image_token_id = cfg.image_token_id
+        self.seg_token_id = token_id(self.tokenizer, SEG_TOKEN) \
+            if SEG_TOKEN in extra_special_tokens else -1
+        self.rej_token_id = token_id(self.tokenizer, REJ_TOKEN) \
+            if REJ_TOKEN in extra_special_tokens else -1
+        ctx = token_id(self.tokenizer, IMG_CONTEXT_TOKEN)
+        if ctx != self.image_token_id:
+            raise ValueError(
+                f'The tokenizer maps {IMG_CONTEXT_TOKEN} to {ctx} but the '
+                f'model config says image_token_id={self.image_token_id}.')
+        new_ids = self._add_token_rows(extra_special_tokens)
+        self._configure_training(new_ids, freeze_vit, freeze_projector,
+                                 freeze_llm, train_new_token_rows, llm_lora,
+                                 vit_lora)
+        if gradient_checkpointing:
+            self.hf.gradient_checkpointing_enable(
+                gradient_checkpointing_kwargs=dict(use_reentrant=False))
+
+    # ------------------------------------------------------------------ build
+    @staticmethod
+    def _build_hf_model(pretrained, config, dtype, attn_implementation):
+        if pretrained is not None:
+            if not osp.isfile(osp.join(pretrained, 'config.json')):
+                raise FileNotFoundError(
+                    f'No HF checkpoint at {pretrained!r}: expected a directory '
+                    'with config.json and model*.safetensors (a native '
+                    'InternVL "-hf" checkpoint, or the output of '
+                    'tools/model_converters/internvl_chat_to_hf.py).')
+            print_log(f'Loading InternVL weights from {pretrained}',
+                      logger='current')
+            return InternVLForConditionalGeneration.from_pretrained(
+                pretrained, dtype=dtype,
+                attn_implementation=attn_implementation)
+        hf_config = InternVLConfig(**config)
+        hf_config._attn_implementation = attn_implementation
+        hf_config.text_config._attn_implementation = attn_implementation
+        hf_config.vision_config._attn_implementation = attn_implementation
+        model = InternVLForConditionalGeneration(hf_config)
+        return model.to(dtype)
+
+    def _add_token_rows(self, tokens: Sequence[str]) -> List[int]:
+        """Grow embeddings to fit the tokenizer; init new rows at the mean.
+
+        Checkpoints often have padded vocabularies, so new ids may already
+        have (untrained) rows; those are re-initialised too.
+        """
+        new_ids = [token_id(self.tokenizer, t) for t in tokens]
+        emb = self.hf.get_input_embeddings()
+        old_rows = emb.weight.shape[0]
+        need = max([len(self.tokenizer)] + [i + 1 for i in new_ids])
+        if need > old_rows:
+            self.hf.resize_token_embeddings(need, mean_resizing=False)
+        trained = [i for i in range(min(old_rows, len(self.tokenizer)))
+                   if i not in set(new_ids)]
+        with torch.no_grad():
+            for layer in (self.hf.get_input_embeddings(),
+                          self.hf.get_output_embeddings()):
+                w = layer.weight
+                if w.device.type == 'meta' or not new_ids:
+                    continue
+                mean = w[trained].float().mean(0) if len(trained) else 0.
+                w[new_ids] = mean.to(w.dtype) if torch.is_tensor(mean) \
+                    else 0.
+        return new_ids
+
+    def _configure_training(self, new_ids, freeze_vit, freeze_projector,
+                            freeze_llm, train_new_token_rows, llm_lora,
+                            vit_lora) -> None:
+        model = self.hf.model
+        parts = ((model.vision_tower, freeze_vit),
+                 (model.multi_modal_projector, freeze_projector),
+                 (model.language_model, freeze_llm),
+                 (self.hf.lm_head, freeze_llm))
+        for module, frozen in parts:
+            module.requires_grad_(not frozen)
+        if llm_lora:
+            self._inject_lora(model.language_model, llm_lora,
+                              LLM_LORA_TARGETS.get(self.text_model_type))
+        if vit_lora:
+            self._inject_lora(model.vision_tower, vit_lora, VIT_LORA_TARGETS)
+        if freeze_llm and train_new_token_rows and new_ids:
+            emb = self.hf.get_input_embeddings()
+            tied = self.hf.get_output_embeddings().weight is emb.weight
+            self.hf.set_input_embeddings(NewTokenEmbedding(emb, new_ids))
+            if not tied:
+                self.hf.lm_head = NewTokenLMHead(self.hf.lm_head, new_ids)
+            else:
+                print_log(
+                    'Tied input/output embeddings: only the input rows of the '
+                    'new tokens are trained.', logger='current')
+
+    @staticmethod
+    def _inject_lora(module: nn.Module, lora_cfg: dict,
+                     default_targets: Optional[List[str]]) -> None:
+        from peft import LoraConfig, inject_adapter_in_model
+        lora_cfg = dict(lora_cfg)
+        lora_cfg.setdefault('target_modules', default_targets)
+        if lora_cfg['target_modules'] is None:
+            raise ValueError('No default LoRA target modules for this model '
+                             'family; set target_modules explicitly.')
+        inject_adapter_in_model(LoraConfig(**lora_cfg), module)
+
+    # --------------------------------------------------------------- helpers
+    @property
+    def vit_channels(self) -> int:
+        return self.hf.config.vision_config.hidden_size
+
+    @property
+    def llm_channels(self) -> int:
+        return self.hf.config.text_config.hidden_size
+
+    @property
+    def patch_size(self) -> int:
+        return int(self.hf.config.vision_config.patch_size[0])
+
+    @property
+    def tile_size(self) -> int:
+        return int(self.hf.config.vision_config.image_size[0])
+
+    @property
+    def downsample_ratio(self) -> float:
+        return float(self.hf.config.downsample_ratio)
+
+    @property
+    def num_image_tokens(self) -> int:
+        """Image tokens per tile after pixel shuffle."""
+        side = self.tile_size // self.patch_size
+        return int(side * self.downsample_ratio)**2
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.hf.get_input_embeddings().weight.dtype
+
+    def lm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.hf.lm_head(hidden)
+
+    # --------------------------------------------------------------- forward
+    def extract_vision(self, pixel_values: torch.Tensor):
+        """Run the ViT once and project to LLM space.
+
+        Args:
+            pixel_values (Tensor): [N, 3, S, S] normalised tiles.
+
+        Returns:
+            tuple: (vit_features dict layer → [N, C_vit, h_v, w_v],
+            image_embeds [N, h_l*w_l, C_llm]).
+        """
+        cfg = self.hf.config
+        tower = self.hf.model.vision_tower
+        num_layers = len(tower.encoder.layer)
+        feat_layer = cfg.vision_feature_layer
+        wanted = set(self.vit_layers)
+        if feat_layer != -1:
+            wanted.add(feat_layer)
+        captured: Dict[int, torch.Tensor] = {}
+        hooks = []
+        for idx in wanted:
+            pos = idx % (num_layers + 1)  # index into hidden_states tuple
+            if pos == 0:
+                module = tower.embeddings
+            else:
+                module = tower.encoder.layer[pos - 1]
+
+            def hook(_m, _i, out, idx=idx):
+                captured[idx] = out[0] if isinstance(out, tuple) else out
+
+            hooks.append(module.register_forward_hook(hook))
+        try:
+            out = tower(pixel_values=pixel_values.to(self.dtype))
+        finally:
+            for h in hooks:
+                h.remove()
+        proj_in = out.last_hidden_state if feat_layer == -1 else \
+            captured[feat_layer]
+        n, tokens, c_vit = proj_in.shape
+        side = int(round((tokens - 1)**0.5))
+        grid = proj_in[:, 1:].reshape(n, side, side, c_vit)
+        shuffled = self.hf.model.pixel_shuffle(
+            grid, scale_factor=cfg.downsample_ratio)
+        image_embeds = self.hf.model.multi_modal_projector(
+            shuffled.reshape(n, -1, shuffled.shape[-1]))
+        vit_features = {}
+        for idx in self.vit_layers:
+            feats = out.last_hidden_state if idx == -1 else captured[idx]
+            vit_features[idx] = feats[:, 1:].transpose(1, 2).reshape(
+                n, c_vit, side, side)
+        return vit_features, image_embeds
+
+    def forward(self,
+                pixel_values: torch.Tensor,
+                input_ids: torch.Tensor,
+                attention_mask: Optional[torch.Tensor] = None,
+                labels: Optional[torch.Tensor] = None,
+                num_tiles: Optional[Sequence[int]] = None,
+                llm_attention_mask: Optional[torch.Tensor] = None,
+                **kwargs) -> MLLMOutputs:
+        """One pass through ViT, projector and LLM.
+
+        Args:
+            pixel_values (Tensor): [N, 3, S, S], all tiles of the batch.
+            input_ids (Tensor): [B, L] with ``num_image_tokens`` image tokens
+                per tile.
+            attention_mask (Tensor, optional): [B, L] 1 = real token.
+            labels (Tensor, optional): [B, L], -100 outside the answer.
+            num_tiles (Sequence[int], optional): tiles per conversation
+                (default one each). The last tile is the global view.
+            llm_attention_mask (Tensor, optional): a custom [B, 1, L, L]
+                boolean mask (True = may attend) for the LLM, replacing the
+                causal one (SELF1E's dual-perception mask).
+
+        Returns:
+            MLLMOutputs: see :class:`MLLMOutputs`.
+        """
+        bsz = input_ids.shape[0]
+        num_tiles = list(num_tiles) if num_tiles is not None else [1] * bsz
+        device = input_ids.device
+        vit_features, image_embeds = self.extract_vision(pixel_values)
+        n_img, n_tok, c_llm = image_embeds.shape
+        is_img = input_ids == self.image_token_id
+        if int(is_img.sum()) != n_img * n_tok:
+            raise ValueError(
+                f'{int(is_img.sum())} image tokens in input_ids but the ViT '
+                f'produced {n_img} tiles x {n_tok} tokens; check that the '
+                'pipeline uses num_image_tokens=' f'{self.num_image_tokens}.')
+        embeds = self.hf.get_input_embeddings()(input_ids)
+        embeds = embeds.masked_scatter(is_img.unsqueeze(-1),
+                                       image_embeds.to(embeds.dtype))
+        mask = llm_attention_mask if llm_attention_mask is not None \
+            else attention_mask
+        hidden = self.hf.model.language_model(
+            inputs_embeds=embeds, attention_mask=mask,
+            use_cache=False).last_hidden_state
+
+        side_l = int(round(n_tok**0.5))
+        img_pos = is_img.nonzero(as_tuple=False)  # [N*n_tok, 2] row-major
+        shifted = (img_pos[:, 1] + self.image_state_offset).clamp(min=0)
+        llm_img = hidden[img_pos[:, 0], shifted].reshape(n_img, n_tok, c_llm)
+        to_grid = lambda x: x.transpose(1, 2).reshape(  # noqa: E731
+            n_img, c_llm, side_l, side_l)
+
+        tile_to_sample = torch.repeat_interleave(
+            torch.arange(bsz, device=device),
+            torch.as_tensor(num_tiles, device=device))
+        global_tile = torch.cumsum(
+            torch.as_tensor(num_tiles, device=device), 0) - 1
+        is_seg = input_ids == self.seg_token_id
+        is_slot = is_seg | (input_ids == self.rej_token_id)
+        slot_pos = is_slot.nonzero(as_tuple=False)
+        seg_pos = is_seg.nonzero(as_tuple=False)
+        seg_states = hidden[seg_pos[:, 0],
+                            (seg_pos[:, 1] + self.seg_state_offset).clamp(
+                                min=0)]
+        rej_score = None
+        if self.rej_token_id >= 0 and len(slot_pos):
+            before = hidden[slot_pos[:, 0], (slot_pos[:, 1] - 1).clamp(min=0)]
+            logits = self.lm_logits(before)
+            rej_score = (logits[:, self.rej_token_id] -
+                         logits[:, self.seg_token_id]).float()
+        lm_loss = self._lm_loss(hidden, labels) if labels is not None \
+            else None
+        return MLLMOutputs(
+            vit_features=vit_features,
+            image_embeds=to_grid(image_embeds),
+            llm_image_states=to_grid(llm_img),
+            seg_states=seg_states,
+            seg_to_sample=seg_pos[:, 0],
+            seg_to_image=global_tile[seg_pos[:, 0]],
+            slot_positions=slot_pos,
+            slot_is_seg=is_seg[slot_pos[:, 0], slot_pos[:, 1]],
+            slot_rej_score=rej_score,
+            tile_to_sample=tile_to_sample,
+            last_hidden_state=hidden,
+            vit_grid=tuple(next(iter(vit_features.values())).shape[-2:])
+            if vit_features else (0, 0),
+            llm_grid=(side_l, side_l),
+            lm_loss=lm_loss)
+
+    def _lm_loss(self, hidden: torch.Tensor,
+                 labels: torch.Tensor) -> torch.Tensor:
+        """Next-token CE, with logits only where a label exists."""
+        target = labels[:, 1:]
+        keep = target != IGNORE_INDEX
+        if not keep.any():
+            return hidden.sum() * 0.
+        logits = self.lm_logits(hidden[:, :-1][keep])
+        return F.cross_entropy(logits.float(), target[keep])
+
+    @torch.no_grad()
+    def generate(self, pixel_values: torch.Tensor, input_ids: torch.Tensor,
+                 attention_mask: torch.Tensor, **gen_kwargs) -> torch.Tensor:
+        """Greedy/sampled generation with KV cache (transformers' own loop).
+
+        ``input_ids`` must be left-padded prompts. Returns only the new
+        tokens [B, T].
+        """
+        gen_kwargs.setdefault('do_sample', False)
+        gen_kwargs.setdefault('pad_token_id', self.tokenizer.pad_token_id)
+        out = self.hf.generate(
+            input_ids=input_ids, attention_mask=attention_mask,
+            pixel_values=pixel_values.to(self.dtype), **gen_kwargs)
+        return out[:, input_ids.shape[1]:]
+
+
+def tiny_internvl_config(vit_width: int = 64,
+                         vit_layers: int = 2,
+                         llm_width: int = 64,
+                         llm_layers: int = 2,
+                         image_size: int = 224,
+                         patch_size: int = 14,
+                         vocab_size: int = 512,
+                         image_token_id: int = 5,
+                         text_model_type: str = 'qwen2') -> dict:
+    """``InternVLConfig`` fields of a tiny random InternVL (tests, CPU runs).
+
+    ``image_token_id`` must match the tokenizer (5 for ``tiny_bpe``).
+    """
+    heads_v = max(1, vit_width // 32)
+    heads_t = max(1, llm_width // 32)
+    return dict(
+        vision_config=dict(
+            hidden_size=vit_width, num_hidden_layers=vit_layers,
+            num_attention_heads=heads_v, intermediate_size=vit_width * 4,
+            image_size=image_size, patch_size=patch_size,
+            norm_type='layer_norm', layer_scale_init_value=1.0),
+        text_config=dict(
+            model_type=text_model_type, vocab_size=vocab_size,
+            hidden_size=llm_width, intermediate_size=llm_width * 4,
+            num_hidden_layers=llm_layers, num_attention_heads=heads_t,
+            num_key_value_heads=max(1, heads_t // 2),
+            max_position_embeddings=2048, tie_word_embeddings=False),
+        image_token_id=image_token_id,
+        image_seq_length=int((image_size // patch_size) * 0.5)**2,
+        downsample_ratio=0.5,
+        tie_word_embeddings=False)

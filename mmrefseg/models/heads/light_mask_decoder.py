@@ -1,0 +1,209 @@
+# Copyright (c) mmrefseg contributors.
+"""The light mask decoder of MLLMSeg: conditions DSFF features on [SEG]."""
+import re
+from typing import Dict, Optional, Sequence, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.model import BaseModule
+from torch import Tensor
+
+from mmrefseg.registry import MODELS
+from ..losses.mask_focal_loss import MaskFocalLoss  # noqa: F401 (registers)
+from ..necks.dsff import TransformerDecoderBlock
+
+ConfigType = Union[dict, Sequence[dict]]
+
+
+@MODELS.register_module()
+class LightMaskDecoderHead(BaseModule):
+    """MLLMSeg's light mask decoder, one mask per ``[SEG]`` query.
+
+    Per query q with image i = ``seg_to_image[q]``: the fused DSFF tokens of
+    image i cross-attend to ``text_down(seg_embeds[q])`` (``ca_layer_vl``),
+    ``conv1`` predicts ``patch_size**2`` sub-pixel logits per token,
+    ``pixel_shuffle`` lays them out as a map ``patch_size`` times larger, and
+    ``conv2`` (5x5) smooths it. Names match the released ``res_decoder``.
+
+    The cross-attention has a single key, so its softmax is constantly 1:
+    the q/k projections of ``ca_layer_vl.decoder.layers.0.multihead_attn``
+    never receive gradients and the text acts as an additive per-channel
+    bias before ``norm2``. They are kept for checkpoint compatibility.
+
+    Args:
+        llm_channels (int): LLM hidden size of the ``[SEG]`` states.
+        embed_dims (int): Width d of the DSFF features. Default: 1024.
+        num_heads (int): Heads of ``ca_layer_vl``. Default: 8.
+        ffn_channels (int): FFN width of ``ca_layer_vl``. Default: 1024.
+        dropout (float): Dropout of ``ca_layer_vl``. Default: 0.1.
+        patch_size (int): Output pixels per feature cell along each side
+            (the ViT patch size, 14). Default: 14.
+        loss_mask (dict | list[dict], optional): Mask loss configs, default
+            :attr:`DEFAULT_LOSS_MASK`. Each is called per query as
+            ``loss(logits[1, H, W], target[1, H, W])`` and must return that
+            mask's loss; the head averages over queries and sums losses
+            that share a name.
+        legacy_double_sigmoid (bool): Set ``legacy_double_sigmoid`` on every
+            loss that has it, reproducing the released objective (see
+            :class:`MaskFocalLoss`). Default: False.
+        threshold (float): Probability threshold used by the segmentor to
+            binarise ``sigmoid(logits)``. Default: 0.5.
+        init_cfg (dict, optional): MMEngine init config; when given it
+            replaces the default init described in :meth:`init_weights`.
+    """
+
+    # Focal + dice with the released weights (1.0 each), alpha and gamma.
+    # Scoped type names resolve whatever the config's default scope is.
+    DEFAULT_LOSS_MASK = (
+        dict(
+            type='mmrefseg.MaskFocalLoss',
+            alpha=0.25,
+            gamma=2.0,
+            loss_weight=1.0),
+        dict(
+            type='mmdet.DiceLoss',
+            use_sigmoid=True,
+            activate=True,
+            naive_dice=True,
+            eps=1.0,
+            loss_weight=1.0),
+    )
+
+    def __init__(self,
+                 llm_channels: int,
+                 embed_dims: int = 1024,
+                 num_heads: int = 8,
+                 ffn_channels: int = 1024,
+                 dropout: float = 0.1,
+                 patch_size: int = 14,
+                 loss_mask: Optional[ConfigType] = None,
+                 legacy_double_sigmoid: bool = False,
+                 threshold: float = 0.5,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.embed_dims = embed_dims
+        self.patch_size = patch_size
+        self.threshold = threshold
+        self.text_down = nn.Linear(llm_channels, embed_dims)
+        self.ca_layer_vl = TransformerDecoderBlock(embed_dims, num_heads,
+                                                   ffn_channels, dropout)
+        self.conv1 = nn.Sequential(
+            nn.Conv2d(embed_dims, patch_size**2, 3, padding=1),
+            nn.BatchNorm2d(patch_size**2),
+            nn.ReLU(inplace=True),
+        )
+        self.conv2 = nn.Conv2d(1, 1, 5, padding=2)
+
+        if loss_mask is None:
+            loss_mask = self.DEFAULT_LOSS_MASK
+        if isinstance(loss_mask, dict):
+            loss_mask = [loss_mask]
+        self.loss_mask = nn.ModuleList(MODELS.build(cfg) for cfg in loss_mask)
+        self.legacy_double_sigmoid = legacy_double_sigmoid
+        if legacy_double_sigmoid:
+            legacy = [
+                loss for loss in self.loss_mask
+                if hasattr(loss, 'legacy_double_sigmoid')
+            ]
+            if not legacy:
+                raise ValueError('legacy_double_sigmoid=True needs a loss '
+                                 'that supports it, e.g. MaskFocalLoss')
+            for loss in legacy:
+                loss.legacy_double_sigmoid = True
+
+    def init_weights(self) -> None:
+        """Released init: xavier-uniform on every parameter with dim > 1.
+
+        Attention/FFN biases are zeroed by the decoder block; the other
+        biases keep PyTorch's defaults and BatchNorm starts at (1, 0).
+        """
+        was_initialized = self.is_init
+        super().init_weights()
+        if self.init_cfg is not None or was_initialized:
+            return
+        for param in self.parameters():
+            if param.dim() > 1:
+                nn.init.xavier_uniform_(param)
+
+    def forward(self, fused: Tensor, seg_embeds: Tensor,
+                seg_to_image: Tensor) -> Tensor:
+        """Predict one mask per query.
+
+        Args:
+            fused (Tensor): DSFF features, shape (N, d, h, w).
+            seg_embeds (Tensor): ``[SEG]`` hidden states, shape (Q, C_llm).
+            seg_to_image (Tensor): Long tensor (Q,), image index of each
+                query into ``fused``.
+
+        Returns:
+            Tensor: Mask logits, shape (Q, 1, h * patch_size,
+            w * patch_size).
+        """
+        _, d, h, w = fused.shape
+        num_queries = seg_embeds.shape[0]
+        p = self.patch_size
+        if num_queries == 0:
+            return fused.new_zeros((0, 1, h * p, w * p))
+        tokens = fused.flatten(2).transpose(1, 2).index_select(
+            0, seg_to_image.to(fused.device))  # (Q, h*w, d)
+        text = self.text_down(seg_embeds).unsqueeze(1)  # (Q, 1, d)
+        tokens = self.ca_layer_vl(tokens, text)
+        x = self.conv1(tokens.transpose(1, 2).reshape(num_queries, d, h, w))
+        # out[p*i + a, p*j + b] = channel p*a + b of cell (i, j)
+        x = F.pixel_shuffle(x, p)
+        return self.conv2(x)
+
+    def loss_by_feat(self, mask_logits: Tensor,
+                     gt_masks: Sequence[Tensor]) -> Dict[str, Tensor]:
+        """Mask losses at each query's original resolution.
+
+        The logits are bilinearly resized (align_corners=False) to the size
+        of their GT mask, so masks of different sizes can share a batch, and
+        evaluated in float32 (sums over a full-size mask are too coarse in
+        bf16). Each configured loss is evaluated per query and averaged over
+        queries, i.e. every mask counts once whatever its size. With
+        ``legacy_double_sigmoid`` the released code resized probabilities
+        rather than logits; the two differ only along mask edges, and this
+        head always resizes logits.
+
+        Args:
+            mask_logits (Tensor): Shape (Q, 1, h', w').
+            gt_masks (Sequence[Tensor]): Q binary masks, each (H_q, W_q).
+
+        Returns:
+            dict[str, Tensor]: One scalar per loss, keyed by loss name.
+        """
+        if len(gt_masks) != mask_logits.shape[0]:
+            raise ValueError(f'{mask_logits.shape[0]} predicted masks but '
+                             f'{len(gt_masks)} GT masks')
+        names = [self._loss_key(loss) for loss in self.loss_mask]
+        if len(gt_masks) == 0:
+            # Zero losses that still backpropagate, so no rank skips them.
+            return {name: mask_logits.sum() * 0 for name in names}
+        totals = [
+            mask_logits.new_zeros((), dtype=torch.float32)
+            for _ in self.loss_mask
+        ]
+        for logits, gt in zip(mask_logits, gt_masks):
+            logits = F.interpolate(
+                logits[None],
+                size=gt.shape[-2:],
+                mode='bilinear',
+                align_corners=False)[0].float()  # (1, H_q, W_q)
+            target = gt.to(logits.device, torch.float32).view_as(logits)
+            for i, loss in enumerate(self.loss_mask):
+                totals[i] = totals[i] + loss(logits, target)
+        losses: Dict[str, Tensor] = {}
+        for name, total in zip(names, totals):
+            losses[name] = losses.get(name, 0) + total / len(gt_masks)
+        return losses
+
+    @staticmethod
+    def _loss_key(loss: nn.Module) -> str:
+        """``loss.loss_name`` if defined, else e.g. DiceLoss -> loss_dice."""
+        name = getattr(loss, 'loss_name', None)
+        if name:
+            return name
+        stem = re.sub(r'Loss$', '', type(loss).__name__)
+        return 'loss_' + re.sub(r'(?<!^)(?=[A-Z])', '_', stem).lower()

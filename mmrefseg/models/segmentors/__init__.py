@@ -1,0 +1,4 @@
+# Copyright (c) mmrefseg contributors.
+from .ref_segmentor import RefSegmentor
+
+__all__ = ['RefSegmentor']

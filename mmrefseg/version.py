@@ -1,0 +1,2 @@
+# Copyright (c) mmrefseg contributors.
+__version__ = '0.1.0'

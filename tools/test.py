@@ -1,0 +1,194 @@
+# Copyright (c) mmrefseg contributors.
+"""Test (and evaluate) a referring segmentation checkpoint.
+
+Follows MMSegmentation 1.2.2's ``tools/test.py``::
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE.pkl]
+        [--show] [--show-dir DIR] [--wait-time S] [--cfg-options k=v ...]
+        [--launcher {none,pytorch,slurm,mpi}]
+
+The metrics come from the config's ``test_evaluator`` (``RefSegMetric``).
+``--out`` additionally dumps every prediction to a pickle file through
+MMEngine's ``DumpResults``; that keeps all masks in memory, so use it on
+small splits only.
+"""
+import argparse
+import logging
+import os
+import os.path as osp
+from typing import List, Optional
+
+from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.logging import print_log
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """Parse the command line.
+
+    Args:
+        argv (list[str], optional): Arguments; ``sys.argv[1:]`` when None.
+
+    Returns:
+        argparse.Namespace: The parsed arguments.
+    """
+    parser = argparse.ArgumentParser(
+        description='Test (and evaluate) a referring segmentation model')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument(
+        '--work-dir',
+        help='the directory for logs and the evaluation results (json)')
+    parser.add_argument(
+        '--out',
+        type=str,
+        help='dump the raw predictions to this .pkl file for offline '
+        'evaluation')
+    parser.add_argument(
+        '--show', action='store_true', help='show prediction results')
+    parser.add_argument(
+        '--show-dir',
+        help='directory where painted images are saved (needs a '
+        'visualization hook in the config)')
+    parser.add_argument(
+        '--wait-time', type=float, default=2, help='the interval of show (s)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings of the config, xxx=yyy pairs merged into it; '
+        'a list is written key="[a,b]" or key=a,b, nested tuples as '
+        'key="[(a,b),(c,d)]" (quotes needed, no white space)')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def trigger_visualization_hook(cfg: Config,
+                               args: argparse.Namespace) -> Config:
+    """Turn drawing on in ``default_hooks.visualization`` if there is one.
+
+    Args:
+        cfg (Config): The config, modified in place.
+        args (argparse.Namespace): Output of :func:`parse_args`.
+
+    Returns:
+        Config: The same config.
+    """
+    hooks = cfg.get('default_hooks') or {}
+    if 'visualization' not in hooks:
+        print_log(
+            '--show/--show-dir ignored: the config has no '
+            '`default_hooks.visualization`; add e.g. '
+            "visualization=dict(type='SegVisualizationHook') to draw "
+            'predictions.',
+            logger='current',
+            level=logging.WARNING)
+        return cfg
+    hook = hooks['visualization']
+    hook['draw'] = True
+    if args.show:
+        hook['show'] = True
+        hook['wait_time'] = args.wait_time
+    if args.show_dir:
+        if cfg.get('visualizer') is None:
+            print_log(
+                '--show-dir ignored: the config has no `visualizer`.',
+                logger='current',
+                level=logging.WARNING)
+        else:
+            cfg.visualizer['save_dir'] = args.show_dir
+    return cfg
+
+
+def add_dump_results(cfg: Config, out: str) -> Config:
+    """Append MMEngine's ``DumpResults`` to the test evaluator.
+
+    Args:
+        cfg (Config): The config, modified in place.
+        out (str): The ``.pkl``/``.pickle`` file to write.
+
+    Returns:
+        Config: The same config.
+    """
+    if not out.endswith(('.pkl', '.pickle')):
+        raise ValueError(f'--out must be a .pkl or .pickle file, got {out}')
+    dump = ConfigDict(type='DumpResults', out_file_path=out)
+    evaluator = cfg.get('test_evaluator')
+    if evaluator is None:
+        cfg.test_evaluator = [dump]
+    elif isinstance(evaluator, (list, tuple)):
+        cfg.test_evaluator = list(evaluator) + [dump]
+    elif 'metrics' in evaluator:  # dict(type='Evaluator', metrics=...)
+        metrics = evaluator['metrics']
+        if not isinstance(metrics, (list, tuple)):
+            metrics = [metrics]
+        evaluator['metrics'] = list(metrics) + [dump]
+    else:
+        cfg.test_evaluator = [evaluator, dump]
+    return cfg
+
+
+def build_cfg(args: argparse.Namespace) -> Config:
+    """Load the config and apply the command line to it.
+
+    Args:
+        args (argparse.Namespace): Output of :func:`parse_args`.
+
+    Returns:
+        Config: The config to build the runner from.
+    """
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    # work_dir: command line > config > ./work_dirs/<config name>
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+    cfg.load_from = args.checkpoint
+    if args.show or args.show_dir:
+        trigger_visualization_hook(cfg, args)
+    if args.out is not None:
+        add_dump_results(cfg, args.out)
+    return cfg
+
+
+def build_runner(cfg: Config):
+    """Build the runner named by ``runner_type``, or a default Runner.
+
+    Args:
+        cfg (Config): The full config.
+
+    Returns:
+        The runner (``Runner``, ``FlexibleRunner`` or a registered one).
+    """
+    if 'runner_type' in cfg:
+        from mmrefseg.registry import RUNNERS
+        return RUNNERS.build(cfg)
+    from mmengine.runner import Runner
+    return Runner.from_cfg(cfg)
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    """Entry point: parse, register, build and test."""
+    args = parse_args(argv)
+    # Registers our components and mmseg's, and installs the safe loader
+    # for MMEngine checkpoints used by load_from.
+    from mmrefseg.utils import register_all_modules
+    register_all_modules(init_default_scope=False)
+    cfg = build_cfg(args)
+    runner = build_runner(cfg)
+    runner.test()
+
+
+if __name__ == '__main__':
+    main()
