@@ -39,8 +39,8 @@ DEFAULT_ANSWER_TEMPLATE = \
 # sanitised; any non-background text is foreground to the decoder.
 FALLBACK_LABEL = 'target'
 
-# Every repair the decoder can report, most severe first; ``status`` is the
-# first one that occurred.
+# Every repair the decoder can report, most severe first; a result's
+# ``status`` is the most severe one it needed.
 REPAIR_KINDS = (
     'no_seg_tag',       # no <seg>: the body was looked for in the whole text
     'truncated',        # no </seg> and the last row is cut or rows are missing

@@ -53,7 +53,7 @@ class GRefCOCODataset(BaseReferDataset):
         """The ref's annotation ids without the ``-1`` no-target marker."""
         raw: Optional[Any] = ref.get('ann_id')
         if raw is None:
-            raise KeyError(f'ref_id {ref.get("ref_id")} has no "ann_id" in '
+            raise ValueError(f'ref_id {ref.get("ref_id")} has no "ann_id" in '
                            f'{self.refs_file}')
         ann_ids = raw if isinstance(raw, (list, tuple)) else [raw]
         ann_ids = [int(a) for a in ann_ids if int(a) != -1]

@@ -43,6 +43,6 @@ class RefCOCODataset(BaseReferDataset):
     def ref_ann_ids(self, ref: dict) -> List[int]:
         """The ref's single ``ann_id``."""
         if 'ann_id' not in ref:
-            raise KeyError(f'ref_id {ref.get("ref_id")} has no "ann_id" in '
+            raise ValueError(f'ref_id {ref.get("ref_id")} has no "ann_id" in '
                            f'{self.refs_file}')
         return [int(ref['ann_id'])]

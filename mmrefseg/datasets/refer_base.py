@@ -142,10 +142,10 @@ class BaseReferDataset(BaseDataset):
             ``_refs`` until :meth:`get_data_info` draws the expressions.
         """
         refs_file = self.refs_file
-        refs = self.select_split(load_refs_file(refs_file))
+        all_refs = load_refs_file(refs_file)
+        refs = self.select_split(all_refs)
         if not refs:
-            present = sorted({str(r.get('split')) for r in
-                              load_refs_file(refs_file)})
+            present = sorted({str(r.get('split')) for r in all_refs})
             raise ValueError(f'Split {self.split!r} selects no refs in '
                              f'{refs_file}; splits present: {present}')
         coco = load_instances(self.instances_file)
@@ -178,14 +178,14 @@ class BaseReferDataset(BaseDataset):
         ref_id = ref.get('ref_id')
         image_id = ref.get('image_id')
         if image_id not in images:
-            raise KeyError(f'ref_id {ref_id} (in {refs_file}) points at '
+            raise ValueError(f'ref_id {ref_id} (in {refs_file}) points at '
                            f'image_id {image_id}, which is not among the '
                            f'images of {self.instances_file}')
         ann_ids = self.ref_ann_ids(ref)
         for ann_id in ann_ids:
             ann = anns.get(ann_id)
             if ann is None:
-                raise KeyError(f'ref_id {ref_id} (in {refs_file}) points at '
+                raise ValueError(f'ref_id {ref_id} (in {refs_file}) points at '
                                f'ann_id {ann_id}, which is not among the '
                                f'annotations of {self.instances_file}')
             if ann.get('image_id') != image_id:

@@ -86,7 +86,7 @@ def _ordered_with_gap(cands: List[int], objects: Sequence[SceneObject],
         area = [objects[i].area for i in cands]
         order = sorted(range(len(cands)),
                        key=lambda k: (sign * area[k], cands[k]))
-        hi, lo = sorted((area[order[n - 1]], area[order[n]]))
+        lo, hi = sorted((area[order[n - 1]], area[order[n]]))
         if lo <= 0 or hi / lo < MIN_AREA_RATIO:
             return None
     return frozenset(cands[k] for k in order[:n])

@@ -18,7 +18,11 @@ EPS = LISA_EPS
 H = W = 4
 
 
-def box(y0: int, y1: int, x0: int, x1: int, h: int = H,
+def box(y0: int,
+        y1: int,
+        x0: int,
+        x1: int,
+        h: int = H,
         w: int = W) -> torch.Tensor:
     """A [h, w] bool mask with rows y0:y1 and columns x0:x1 set."""
     mask = torch.zeros(h, w, dtype=torch.bool)
@@ -29,8 +33,7 @@ def box(y0: int, y1: int, x0: int, x1: int, h: int = H,
 EMPTY = box(0, 0, 0, 0)
 
 
-def sample(preds: List[torch.Tensor], gts: List[torch.Tensor],
-           **meta) -> dict:
+def sample(preds: List[torch.Tensor], gts: List[torch.Tensor], **meta) -> dict:
     """The dict ``SegDataSample.to_dict()`` would give."""
     return dict(
         pred_sem_seg=dict(data=torch.stack(preds).to(torch.uint8)),
@@ -53,8 +56,8 @@ def res_samples() -> List[dict]:
     img 2, expr d: GT everything (16 px), pred rows 0-1 (8 px): I=8, U=16.
     """
     return [
-        sample([box(0, 2, 0, 3), EMPTY], [box(0, 2, 0, 2),
-                                           box(2, 4, 2, 4)],
+        sample([box(0, 2, 0, 3), EMPTY],
+               [box(0, 2, 0, 2), box(2, 4, 2, 4)],
                img_id=1),
         sample([EMPTY], [EMPTY], img_id=2),
         sample([box(0, 2, 0, 4)], [box(0, 4, 0, 4)], img_id=2),
@@ -146,8 +149,7 @@ def gres_samples(flags: bool = True) -> List[dict]:
     e4 TN: GT rows 0-1 (8 px), pred rows 0-2 (12 px): I=8, U=12.
     e5 TN: GT = pred = rows 2-3 x cols 2-3: I=U=4.
     """
-    masks = [(EMPTY, EMPTY, True, True),
-             (box(3, 4, 0, 3), EMPTY, True, False),
+    masks = [(EMPTY, EMPTY, True, True), (box(3, 4, 0, 3), EMPTY, True, False),
              (box(0, 2, 0, 3), box(0, 2, 0, 2), False, True),
              (box(0, 3, 0, 4), box(0, 2, 0, 4), False, False),
              (box(2, 4, 2, 4), box(2, 4, 2, 4), False, False)]
@@ -225,7 +227,8 @@ def test_ignore_index():
     gt = box(0, 2, 0, 2).to(torch.uint8)
     gt[3] = 255  # bottom row ignored
     pred = box(0, 4, 0, 2)  # 8 px, 2 of them on ignored pixels
-    s = dict(pred_sem_seg=dict(data=pred[None]), gt_sem_seg=dict(data=gt[None]))
+    s = dict(
+        pred_sem_seg=dict(data=pred[None]), gt_sem_seg=dict(data=gt[None]))
     out = run(RefSegMetric(), [s])
     assert out['cIoU'] == pytest.approx(100 * 4 / 6)  # I=4, U=6 (not 8)
 
@@ -302,15 +305,18 @@ def test_evaluate_prefix_reset_and_segdatasample():
 def _dist_worker(rank: int, world_size: int, init_file: str,
                  samples: List[dict], queue) -> None:
     import torch.distributed as tdist
-    tdist.init_process_group('gloo', init_method=f'file://{init_file}',
-                             rank=rank, world_size=world_size)
+    tdist.init_process_group(
+        'gloo',
+        init_method=f'file://{init_file}',
+        rank=rank,
+        world_size=world_size)
     try:
         size = len(samples)
         total = math.ceil(size / world_size) * world_size
         indices = list(range(size)) + list(range(total - size))
         metric = RefSegMetric(giou_mode='image', prefix='x')
-        metric.process({}, [samples[i] for i in
-                            indices[rank:total:world_size]])
+        metric.process({},
+                       [samples[i] for i in indices[rank:total:world_size]])
         queue.put((rank, dict(metric.evaluate(size))))
     finally:
         tdist.destroy_process_group()
@@ -330,8 +336,9 @@ def test_real_two_process_gloo(tmp_path):
     queue = ctx.Queue()
     init_file = osp.join(str(tmp_path), 'dist_init')
     procs = [
-        ctx.Process(target=_dist_worker,
-                    args=(r, 2, init_file, samples, queue)) for r in range(2)
+        ctx.Process(
+            target=_dist_worker, args=(r, 2, init_file, samples, queue))
+        for r in range(2)
     ]
     for p in procs:
         p.start()
@@ -349,11 +356,11 @@ def test_invalid_options_and_shapes():
     with pytest.raises(ValueError):
         RefSegMetric(rec_iou_rule='>>')
     metric = RefSegMetric()
-    bad = dict(pred_sem_seg=dict(data=torch.zeros(1, 4, 4)),
-               gt_sem_seg=dict(data=torch.zeros(1, 4, 5)))
+    bad = dict(
+        pred_sem_seg=dict(data=torch.zeros(1, 4, 4)),
+        gt_sem_seg=dict(data=torch.zeros(1, 4, 5)))
     with pytest.raises(ValueError, match='original size'):
         metric.process({}, [bad])
     bad = sample([EMPTY], [EMPTY], no_target=[True, False])
     with pytest.raises(ValueError, match='no_target'):
         metric.process({}, [bad])
-

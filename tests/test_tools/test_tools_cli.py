@@ -7,7 +7,6 @@ import os
 import os.path as osp
 import subprocess
 import sys
-import textwrap
 
 import pytest
 from mmengine.config import Config
@@ -115,9 +114,10 @@ def toy(tmp_path, monkeypatch):
 
 def test_train_args_and_config(toy):
     train = load_tool('train')
-    args = train.parse_args([str(toy), '--cfg-options',
-                             'train_cfg.max_iters=5', 'optim_wrapper'
-                             '.optimizer.lr=0.5', '--launcher', 'none'])
+    args = train.parse_args([
+        str(toy), '--cfg-options', 'train_cfg.max_iters=5', 'optim_wrapper'
+        '.optimizer.lr=0.5', '--launcher', 'none'
+    ])
     assert not args.resume and not args.amp
     cfg = train.build_cfg(args)
     assert cfg.train_cfg.max_iters == 5
@@ -152,8 +152,7 @@ def test_train_amp(toy):
     cfg = Config(
         dict(optim_wrapper=dict(type='AmpOptimWrapper', dtype='bfloat16')))
     train.apply_amp(cfg)
-    assert cfg.optim_wrapper == dict(
-        type='AmpOptimWrapper', dtype='bfloat16')
+    assert cfg.optim_wrapper == dict(type='AmpOptimWrapper', dtype='bfloat16')
     with pytest.raises(ValueError, match='DeepSpeedOptimWrapper'):
         train.apply_amp(
             Config(dict(optim_wrapper=dict(type='DeepSpeedOptimWrapper'))))
@@ -179,7 +178,9 @@ def test_runner_type_uses_registry(toy, tmp_path):
     # MMEngine's FlexibleRunner (FSDP / DeepSpeed strategies) from a config
     cfg.runner_type = 'FlexibleRunner'
     assert isinstance(train.build_runner(cfg), FlexibleRunner)
-    del cfg['runner_type']
+    cfg = train.build_cfg(
+        train.parse_args([str(toy), '--work-dir',
+                          str(tmp_path / 'wd_runner')]))
     assert type(train.build_runner(cfg)) is Runner
 
 
@@ -201,7 +202,8 @@ def test_test_args_visualization_and_out(toy):
     # with a hook and a visualizer, drawing is switched on
     cfg = Config(
         dict(
-            default_hooks=dict(visualization=dict(type='SegVisualizationHook')),
+            default_hooks=dict(
+                visualization=dict(type='SegVisualizationHook')),
             visualizer=dict(type='SegLocalVisualizer')))
     test.trigger_visualization_hook(cfg, args)
     assert cfg.default_hooks.visualization == dict(
@@ -222,23 +224,23 @@ def _run_tool(args, cwd):
         [str(cwd), REPO, env.get('PYTHONPATH', '')])
     # keep the shared CPUs calm
     env.setdefault('OMP_NUM_THREADS', '1')
-    return subprocess.run([sys.executable] + args,
-                          cwd=cwd,
-                          env=env,
-                          capture_output=True,
-                          text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable] + args,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120)
 
 
 def test_train_then_test_subprocess(toy, tmp_path):
-    proc = _run_tool([osp.join(REPO, 'tools', 'train.py'), str(toy)],
-                     tmp_path)
+    proc = _run_tool([osp.join(REPO, 'tools', 'train.py'), str(toy)], tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     work_dir = tmp_path / 'work_dirs' / 'toy_cfg'
     ckpt = work_dir / 'iter_2.pth'
     assert ckpt.is_file()
-    assert (work_dir / 'last_checkpoint').read_text().strip().endswith(
-        'iter_2.pth')
+    assert (work_dir /
+            'last_checkpoint').read_text().strip().endswith('iter_2.pth')
     logs = glob.glob(str(work_dir / '*' / '*.log'))
     assert logs
     log = open(logs[0]).read()

@@ -13,13 +13,13 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def closest_tile_grid(width: int, height: int, min_tiles: int,
-                      max_tiles: int) -> Tuple[int, int]:
+                      max_tiles: int, tile_size: int) -> Tuple[int, int]:
     """The (cols, rows) grid whose aspect ratio is nearest the image's.
 
     Same rule as InternVL's dynamic preprocessing: candidate grids with
     ``min_tiles <= cols*rows <= max_tiles`` sorted by tile count; ties in
     aspect-ratio distance go to the larger grid only when the image has
-    more than half the pixels that grid would cover.
+    more than half the pixels that grid would cover at ``tile_size``.
     """
     aspect = width / height
     grids = sorted({(i, j)
@@ -32,7 +32,8 @@ def closest_tile_grid(width: int, height: int, min_tiles: int,
         diff = abs(aspect - cols / rows)
         if diff < best_diff:
             best, best_diff = (cols, rows), diff
-        elif diff == best_diff and width * height > 0.5 * cols * rows:
+        elif diff == best_diff and \
+                width * height > 0.5 * tile_size**2 * cols * rows:
             best = (cols, rows)
     return best
 
@@ -85,7 +86,7 @@ class InternVLImageTransform(BaseTransform):
         if self.mode == 'squash':
             return [img.resize((size, size), Image.BICUBIC)], (1, 1)
         cols, rows = closest_tile_grid(img.width, img.height, self.min_tiles,
-                                       self.max_tiles)
+                                       self.max_tiles, size)
         big = img.resize((cols * size, rows * size), Image.BICUBIC)
         tiles = [
             big.crop((c * size, r * size, (c + 1) * size, (r + 1) * size))

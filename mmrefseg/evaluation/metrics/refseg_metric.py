@@ -9,7 +9,7 @@ sums are all-reduced and every rank computes the same result.
 import logging
 import math
 from collections import OrderedDict
-from typing import Any, Dict, Hashable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Hashable, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -127,10 +127,10 @@ def _mask_boxes(masks: Tensor, edges: bool) -> np.ndarray:
 def _box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Row-wise IoU of [N, 4] xyxy boxes in continuous coordinates (0 when
     the union is empty)."""
-    iw = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]),
-                 0, None)
-    ih = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]),
-                 0, None)
+    iw = np.clip(
+        np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
+    ih = np.clip(
+        np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
     inter = iw * ih
     area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(
         a[:, 3] - a[:, 1], 0, None)
@@ -164,7 +164,8 @@ class RefSegMetric(BaseMetric):
     ``U_i = |P_i | G_i|``. All results are in percent; a ratio whose
     denominator is 0 is NaN.
 
-    **RES** (every expression):
+    **RES** (every expression; only the masks count, a ``pred_no_target``
+    decision does not change them):
 
     - ``cIoU`` = ``sum_i I_i / sum_i U_i`` (overall IoU, LISA / ReLA).
     - ``gIoU``: per-expression ``iou_i = I_i / (U_i + 1e-5)``, plus 1 when
@@ -178,9 +179,10 @@ class RefSegMetric(BaseMetric):
     - ``Acc@0.5`` (REC from masks, over expressions with a target): the
       predicted box is the tight box of ``P_i`` (all zeros when ``P_i`` is
       empty), the GT box is ``gt_bboxes[i]`` (xyxy) or, when absent, the
-      tight box of ``G_i`` in pixel-edge coordinates; a hit is ``IoU >= rec_iou_thr``
-      (``rec_iou_rule='>='``, InternVL / COCO) or ``IoU > rec_iou_thr``
-      (``'>'``, MLLMSeg). Box IoU is continuous: ``area = (x2-x1)*(y2-y1)``.
+      tight box of ``G_i`` in pixel-edge coordinates (both styles); a hit
+      is ``IoU >= rec_iou_thr`` (``rec_iou_rule='>='``, InternVL / COCO)
+      or ``IoU > rec_iou_thr`` (``'>'``, MLLMSeg). Box IoU is continuous:
+      ``area = (x2 - x1) * (y2 - y1)``.
       ``rec_box_style='coco'``: a mask box spans pixel edges,
       ``[x_min, y_min, x_max + 1, y_max + 1]``. ``'mllmseg'``: a predicted
       box is the inclusive pixel indices ``[x_min, y_min, x_max, y_max]``
@@ -299,9 +301,11 @@ class RefSegMetric(BaseMetric):
     # state handling
     # ------------------------------------------------------------------
     def _make_sum_keys(self) -> List[str]:
-        keys = ['num_expr', 'I', 'U', 'giou', 'rec_num', 'rec_hits',
-                'anon_img_giou', 'anon_img_num', 'TP', 'FN', 'FP', 'TN',
-                'gres_I', 'gres_U', 'gres_iou']
+        keys = [
+            'num_expr', 'I', 'U', 'giou', 'rec_num', 'rec_hits',
+            'anon_img_giou', 'anon_img_num', 'TP', 'FN', 'FP', 'TN', 'gres_I',
+            'gres_U', 'gres_iou'
+        ]
         keys += [f'pr@{t:g}' for t in self.pr_thrs]
         keys += [f'gres_pr@{t:g}' for t in self.pr_thrs]
         return keys
@@ -398,8 +402,10 @@ class RefSegMetric(BaseMetric):
         sums['num_expr'] = num
         sums['I'] = int(sum(inter))
         sums['U'] = int(sum(union))
-        lisa = [i / (u + LISA_EPS) + (1.0 if u == 0 else 0.0)
-                for i, u in zip(inter, union)]
+        lisa = [
+            i / (u + LISA_EPS) + (1.0 if u == 0 else 0.0)
+            for i, u in zip(inter, union)
+        ]
         sums['giou'] = float(sum(lisa))
         exact = [i / u if u > 0 else 1.0 for i, u in zip(inter, union)]
         for t in self.pr_thrs:
@@ -556,9 +562,10 @@ class RefSegMetric(BaseMetric):
         dist.all_reduce(vec, op='sum')
         gathered = dist.all_gather_object(
             dict(parse=state['parse'], images=state['images']))
-        merged = merge_states(
-            [dict(sums={}, parse=g['parse'], images=g['images'])
-             for g in gathered])
+        merged = merge_states([
+            dict(sums={}, parse=g['parse'], images=g['images'])
+            for g in gathered
+        ])
         merged['sums'] = dict(zip(keys, vec.tolist()))
         return merged
 
@@ -600,24 +607,24 @@ class RefSegMetric(BaseMetric):
         Returns:
             str: The table.
         """
+
         def fmt(value: float) -> str:
             return 'n/a' if value != value else f'{value:.2f}'
 
         res_keys = ['cIoU', 'gIoU'] + [f'Pr@{t:g}' for t in self.pr_thrs]
         res_keys.append(f'Acc@{self.rec_iou_thr:g}')
-        rows = [('RES', ['#expr'] + res_keys,
-                 [str(metrics['num_expressions'])] +
-                 [fmt(metrics[k]) for k in res_keys])]
+        rows = [
+            ('RES', ['#expr'] + res_keys, [str(metrics['num_expressions'])] +
+             [fmt(metrics[k]) for k in res_keys])
+        ]
         if 'N-acc' in metrics:
-            gres_keys = ['gres_gIoU', 'gres_cIoU', 'N-acc', 'T-acc'] + [
-                f'gres_Pr@{t:g}' for t in self.pr_thrs
-            ]
+            gres_keys = ['gres_gIoU', 'gres_cIoU', 'N-acc', 'T-acc'
+                         ] + [f'gres_Pr@{t:g}' for t in self.pr_thrs]
             counts = ['TP', 'FN', 'FP', 'TN']
             rows.append((f'GRES ({self.gres_rule})',
                          [k.replace('gres_', '') for k in gres_keys] + counts,
                          [fmt(metrics[k]) for k in gres_keys] +
-                         [str(int(state['sums'].get(k, 0)))
-                          for k in counts]))
+                         [str(int(state['sums'].get(k, 0))) for k in counts]))
         if 'parse_fail_rate' in metrics:
             kinds = [k for k in metrics if k.startswith('parse_fail/')]
             rows.append(('parse', ['fail %'] + [k[11:] for k in kinds],
@@ -630,10 +637,8 @@ class RefSegMetric(BaseMetric):
             lines += [
                 f'{title}:', sep,
                 '| ' + ' | '.join(h.rjust(w)
-                                  for h, w in zip(header, widths)) + ' |',
-                sep,
+                                  for h, w in zip(header, widths)) + ' |', sep,
                 '| ' + ' | '.join(v.rjust(w)
-                                  for v, w in zip(values, widths)) + ' |',
-                sep
+                                  for v, w in zip(values, widths)) + ' |', sep
             ]
         return '\n'.join(lines)

@@ -179,7 +179,7 @@ class LightMaskDecoderHead(BaseModule):
                              f'{len(gt_masks)} GT masks')
         names = [self._loss_key(loss) for loss in self.loss_mask]
         if len(gt_masks) == 0:
-            # Zero losses that still backpropagate, so no rank skips them.
+            # Same keys as usual so loss logging and summing stay uniform.
             return {name: mask_logits.sum() * 0 for name in names}
         totals = [
             mask_logits.new_zeros((), dtype=torch.float32)

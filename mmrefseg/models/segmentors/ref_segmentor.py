@@ -54,6 +54,9 @@ class RefSegmentor(BaseSegmentor):
                  test_cfg: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
+        if isinstance(data_preprocessor, dict):
+            # Build from our registry so that no default scope is needed.
+            data_preprocessor = MODELS.build(data_preprocessor)
         super().__init__(data_preprocessor=data_preprocessor,
                          init_cfg=init_cfg)
         backbone = dict(backbone)
@@ -194,9 +197,11 @@ class RefSegmentor(BaseSegmentor):
                 probs[k] = F.interpolate(logit, size=(h, w), mode='bilinear',
                                          align_corners=False)[0, 0].sigmoid()
                 pred_nt[k] = False
+            pred = probs > thr
+            pred[torch.as_tensor(pred_nt, dtype=torch.bool)] = False
             sample.set_data(dict(
                 seg_logits=PixelData(data=probs),
-                pred_sem_seg=PixelData(data=(probs > thr).to(torch.uint8))))
+                pred_sem_seg=PixelData(data=pred.to(torch.uint8))))
             sample.set_metainfo(dict(pred_no_target=pred_nt))
         return data_samples
 
