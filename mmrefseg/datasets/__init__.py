@@ -1,6 +1,8 @@
 # Copyright (c) mmrefseg contributors.
+import mmseg.datasets  # noqa: F401  (parent registry entries)
 from .grefcoco import GRefCOCODataset
 from .refcoco import RefCOCODataset
+from .shuffled_expressions import ShuffledExpressionsDataset
 from .refer_base import BaseReferDataset
 from .refer_io import (UnsafePickleError, safe_load_pickle,
                        segmentation_to_mask, union_mask)

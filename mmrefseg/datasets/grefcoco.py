@@ -54,7 +54,7 @@ class GRefCOCODataset(BaseReferDataset):
         raw: Optional[Any] = ref.get('ann_id')
         if raw is None:
             raise ValueError(f'ref_id {ref.get("ref_id")} has no "ann_id" in '
-                           f'{self.refs_file}')
+                             f'{self.refs_file}')
         ann_ids = raw if isinstance(raw, (list, tuple)) else [raw]
         ann_ids = [int(a) for a in ann_ids if int(a) != -1]
         # ann_id is what G_REFER masks are built from; the file's own
@@ -66,5 +66,6 @@ class GRefCOCODataset(BaseReferDataset):
             print_log(
                 f'ref_id {ref.get("ref_id")}: no_target={flag} disagrees with '
                 f'ann_id={raw}; following ann_id (warned once)',
-                logger='current', level=30)
+                logger='current',
+                level=30)
         return ann_ids

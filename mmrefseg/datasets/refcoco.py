@@ -44,5 +44,5 @@ class RefCOCODataset(BaseReferDataset):
         """The ref's single ``ann_id``."""
         if 'ann_id' not in ref:
             raise ValueError(f'ref_id {ref.get("ref_id")} has no "ann_id" in '
-                           f'{self.refs_file}')
+                             f'{self.refs_file}')
         return [int(ref['ann_id'])]

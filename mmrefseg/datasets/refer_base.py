@@ -10,8 +10,10 @@ from collections import OrderedDict
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
+import torch
 from mmengine.dataset import BaseDataset
 from mmengine.dist import get_rank
+from torch.utils import data as torch_data
 
 from .refer_io import (load_instances, load_refs_file, sentence_text,
                        union_bbox_xyxy)
@@ -67,8 +69,9 @@ class BaseReferDataset(BaseDataset):
             ``max_refetch``, ``filter_cfg`` of :class:`BaseDataset`.
     """
 
-    METAINFO: dict = dict(classes=('background', 'foreground'),
-                          palette=[[0, 0, 0], [220, 20, 60]])
+    METAINFO: dict = dict(
+        classes=('background', 'foreground'),
+        palette=[[0, 0, 0], [220, 20, 60]])
 
     def __init__(self,
                  data_root: str = '',
@@ -88,7 +91,6 @@ class BaseReferDataset(BaseDataset):
             raise ValueError('max_expressions_per_sample must be >= 1, got '
                              f'{max_expressions_per_sample}')
         if seed is None:
-            import torch
             seed = torch.initial_seed()
         if seed < 0:
             raise ValueError(f'seed must be non-negative, got {seed}')
@@ -152,12 +154,14 @@ class BaseReferDataset(BaseDataset):
         images = {img['id']: img for img in coco['images']}
         anns = {ann['id']: ann for ann in coco['annotations']}
 
-        records = [self._ref_record(ref, images, anns, refs_file)
-                   for ref in refs]
+        records = [
+            self._ref_record(ref, images, anns, refs_file) for ref in refs
+        ]
         if self.test_mode:
             return [
-                dict(self._image_info(images[rec['image_id']]),
-                     expressions=[self._expression(rec, sent_id, text)])
+                dict(
+                    self._image_info(images[rec['image_id']]),
+                    expressions=[self._expression(rec, sent_id, text)])
                 for rec in records for sent_id, text in rec['sentences']
             ]
         if self.max_expressions_per_sample == 1:
@@ -179,19 +183,20 @@ class BaseReferDataset(BaseDataset):
         image_id = ref.get('image_id')
         if image_id not in images:
             raise ValueError(f'ref_id {ref_id} (in {refs_file}) points at '
-                           f'image_id {image_id}, which is not among the '
-                           f'images of {self.instances_file}')
+                             f'image_id {image_id}, which is not among the '
+                             f'images of {self.instances_file}')
         ann_ids = self.ref_ann_ids(ref)
         for ann_id in ann_ids:
             ann = anns.get(ann_id)
             if ann is None:
                 raise ValueError(f'ref_id {ref_id} (in {refs_file}) points at '
-                               f'ann_id {ann_id}, which is not among the '
-                               f'annotations of {self.instances_file}')
+                                 f'ann_id {ann_id}, which is not among the '
+                                 f'annotations of {self.instances_file}')
             if ann.get('image_id') != image_id:
-                raise ValueError(f'ref_id {ref_id}: ann_id {ann_id} belongs to '
-                                 f'image_id {ann.get("image_id")}, not to the '
-                                 f"ref's image_id {image_id}")
+                raise ValueError(
+                    f'ref_id {ref_id}: ann_id {ann_id} belongs to '
+                    f'image_id {ann.get("image_id")}, not to the '
+                    f"ref's image_id {image_id}")
         sentences = [(int(s['sent_id']), sentence_text(s, ref_id))
                      for s in ref.get('sentences', [])]
         if not sentences:
@@ -243,15 +248,14 @@ class BaseReferDataset(BaseDataset):
         return info
 
     def _draw_rng(self, idx: int) -> np.random.Generator:
-        from torch.utils.data import get_worker_info
         count = self._draw_counts.get(idx, 0)
         self._draw_counts[idx] = count + 1
-        worker = get_worker_info()
+        worker = torch_data.get_worker_info()
         # Worker ids are shifted by one so that 0 means the main process.
-        worker_id, worker_seed = ((worker.id + 1, worker.seed % 2**64)
-                                  if worker is not None else (0, 0))
-        return np.random.default_rng(
-            [self.seed, idx, get_rank(), worker_id, worker_seed, count])
+        worker_id = worker.id + 1 if worker is not None else 0
+        worker_seed = worker.seed % 2**64 if worker is not None else 0
+        entropy = [self.seed, idx, get_rank(), worker_id, worker_seed, count]
+        return np.random.default_rng(entropy)
 
     def _draw_expressions(self, records: List[dict], idx: int) -> List[dict]:
         pairs = [(rec, sent) for rec in records for sent in rec['sentences']]

@@ -6,7 +6,7 @@ can run arbitrary code on load, so :func:`safe_load_pickle` admits nothing but
 plain containers and scalars: every global a pickle asks for is refused (a
 couple of harmless builtins aside) before it could be called.
 
-Expected layout (``<dataset>`` is e.g. ``refcoco``, ``refcoco+``, ``grefcoco``)::
+Expected layout (``<dataset>``: ``refcoco``, ``refcoco+``, ``grefcoco``...)::
 
     <data_root>/<dataset>/refs(<splitBy>).p      # REFER refs (pickle)
     <data_root>/<dataset>/grefs(<splitBy>).json  # gRefCOCO refs (json or .p)
@@ -17,7 +17,7 @@ import io
 import json
 import os.path as osp
 import pickle
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import (Any, Callable, Dict, List, NoReturn, Optional, Sequence)
 
 import numpy as np
 from pycocotools import mask as mask_utils
@@ -46,8 +46,9 @@ def _latin1_encode(text: str, encoding: str = 'latin1') -> bytes:
     return text.encode('latin1')
 
 
-# Globals that only build plain containers; a py2 pickle of a set refers to
-# ``__builtin__.set``, a Python-3 protocol-2 one of bytes to ``_codecs.encode``.
+# Globals that only build plain containers: a py2 pickle of a set refers to
+# ``__builtin__.set``, a Python-3 protocol-2 pickle of bytes to
+# ``_codecs.encode``.
 _ALLOWED_GLOBALS: Dict[tuple, Callable] = {
     ('builtins', 'set'): set,
     ('__builtin__', 'set'): set,
@@ -124,7 +125,7 @@ def _load_json(path: str) -> Any:
             raise ValueError(f'Invalid JSON in {path!r}: {e}') from e
 
 
-def _missing(kind: str, path: str, tried: Sequence[str] = ()) -> None:
+def _missing(kind: str, path: str, tried: Sequence[str] = ()) -> NoReturn:
     extra = f' (also tried {", ".join(tried)})' if tried else ''
     raise FileNotFoundError(f'{kind} not found: {path}{extra}; {LAYOUT_HINT}')
 
@@ -142,7 +143,8 @@ def load_refs_file(path: str) -> List[dict]:
     if not osp.isfile(path):
         _missing('Refs file', path)
     refs = safe_load_pickle(path) if path.endswith('.p') else _load_json(path)
-    if not isinstance(refs, list) or not all(isinstance(r, dict) for r in refs):
+    if not isinstance(refs, list) or not all(
+            isinstance(r, dict) for r in refs):
         raise ValueError(f'{path!r} should hold a list of ref dicts, got '
                          f'{type(refs).__name__}')
     return refs
@@ -153,8 +155,7 @@ def refer_refs_path(data_root: str, dataset: str, split_by: str) -> str:
     return osp.join(data_root, dataset, f'refs({split_by}).p')
 
 
-def find_grefer_refs_path(data_root: str, dataset: str,
-                          split_by: str) -> str:
+def find_grefer_refs_path(data_root: str, dataset: str, split_by: str) -> str:
     """Locate ``grefs(<split_by>).json``, falling back to ``.p``.
 
     Raises:
@@ -166,7 +167,6 @@ def find_grefer_refs_path(data_root: str, dataset: str,
         if osp.isfile(path):
             return path
     _missing('gRefCOCO refs file', json_path, [pkl_path])
-    return json_path  # unreachable, keeps type checkers happy
 
 
 def load_instances(path: str) -> dict:
@@ -239,8 +239,10 @@ def segmentation_to_mask(segm: Any, h: int, w: int) -> np.ndarray:
                              f'{[h, w]}')
         counts = segm['counts']
         if isinstance(counts, list):
-            rle = mask_utils.frPyObjects({'size': size, 'counts': counts}, h,
-                                         w)
+            rle = mask_utils.frPyObjects({
+                'size': size,
+                'counts': counts
+            }, h, w)
         else:
             if isinstance(counts, str):
                 counts = counts.encode('ascii')
@@ -283,8 +285,12 @@ def union_bbox_xyxy(bboxes_xywh: Sequence[Sequence[float]]) -> List[float]:
     if not bboxes_xywh:
         return [0.0, 0.0, 0.0, 0.0]
     b = np.asarray(bboxes_xywh, dtype=np.float64).reshape(-1, 4)
-    return [float(b[:, 0].min()), float(b[:, 1].min()),
-            float((b[:, 0] + b[:, 2]).max()), float((b[:, 1] + b[:, 3]).max())]
+    return [
+        float(b[:, 0].min()),
+        float(b[:, 1].min()),
+        float((b[:, 0] + b[:, 2]).max()),
+        float((b[:, 1] + b[:, 3]).max())
+    ]
 
 
 def sentence_text(sentence: dict, ref_id: Optional[int] = None) -> str:

@@ -30,6 +30,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 import cv2
 import numpy as np
 
+from .refer_io import segmentation_to_mask
 from .synthetic_language import (COLOURS, SHAPES, SceneObject,
                                  multi_target_texts, no_target_texts,
                                  scene_object_from_ann, single_target_texts)
@@ -37,9 +38,12 @@ from .synthetic_language import (COLOURS, SHAPES, SceneObject,
 IMG_PREFIX = 'images/synthetic'
 REFER_NAME = 'synthrefcoco'
 GREFER_NAME = 'grefcoco'
-CATEGORIES = [dict(supercategory='shape', id=i + 1, name=s)
-              for i, s in enumerate(SHAPES)]
+CATEGORIES = [
+    dict(supercategory='shape', id=i + 1, name=s) for i, s in enumerate(SHAPES)
+]
 _CAT_ID = {s: i + 1 for i, s in enumerate(SHAPES)}
+#: (target object indices, sentences) of each ref to write.
+RefPlan = List[Tuple[List[int], List[str]]]
 
 
 def shape_polygon(shape: str, cx: float, cy: float, r: float,
@@ -88,8 +92,9 @@ def _sample_objects(rng: np.random.Generator, width: int, height: int,
         r = float(rng.uniform(0.08, 0.21) * side)
         cx = float(rng.uniform(r + 2, width - r - 2))
         cy = float(rng.uniform(r + 2, height - r - 2))
-        if any(np.hypot(cx - o['cx'], cy - o['cy']) < r + o['r'] + 4
-               for o in objs):
+        if any(
+                np.hypot(cx - o['cx'], cy - o['cy']) < r + o['r'] + 4
+                for o in objs):
             continue
         # Repeating an existing colour/shape now and then is what makes
         # position/size words (and multi-target refs) necessary.
@@ -103,8 +108,8 @@ def _sample_objects(rng: np.random.Generator, width: int, height: int,
             shape = SHAPES[int(rng.integers(len(SHAPES)))]
         angle = float(np.deg2rad(rng.uniform(-12, 12)))
         poly = np.round(shape_polygon(shape, cx, cy, r, angle), 2)
-        objs.append(dict(shape=shape, colour=colour, cx=cx, cy=cy, r=r,
-                         poly=poly))
+        objs.append(
+            dict(shape=shape, colour=colour, cx=cx, cy=cy, r=r, poly=poly))
     return objs
 
 
@@ -113,14 +118,16 @@ def _background(rng: np.random.Generator, width: int,
     """Low-saturation texture: tinted grey + blobs + gradient + stripes."""
     grey = rng.uniform(95, 170)
     base = (grey + rng.uniform(-15, 15, size=3)).astype(np.float32)
-    blobs = rng.normal(0, 16, size=(int(rng.integers(3, 8)),
-                                    int(rng.integers(3, 8)), 1))
-    blobs = cv2.resize(blobs.astype(np.float32), (width, height),
-                       interpolation=cv2.INTER_CUBIC)
+    blobs = rng.normal(
+        0, 16, size=(int(rng.integers(3, 8)), int(rng.integers(3, 8)), 1))
+    blobs = cv2.resize(
+        blobs.astype(np.float32), (width, height),
+        interpolation=cv2.INTER_CUBIC)
     theta = rng.uniform(0, np.pi)
     # Outer sum instead of a meshgrid: the projection is separable.
-    proj = (np.arange(height, dtype=np.float32)[:, None] * np.sin(theta) +
-            np.arange(width, dtype=np.float32)[None, :] * np.cos(theta))
+    proj = (
+        np.arange(height, dtype=np.float32)[:, None] * np.sin(theta) +
+        np.arange(width, dtype=np.float32)[None, :] * np.cos(theta))
     field = blobs + rng.uniform(-25, 25) / max(width, height) * proj
     field += rng.uniform(0, 7) * np.sin(proj / rng.uniform(3, 9))
     return field[..., None] + base
@@ -135,10 +142,12 @@ def render_scene(rng: np.random.Generator, width: int, height: int,
     """
     img = _background(rng, width, height).astype(np.int16)
     for o in objs:
-        # 4 fractional bits so the drawn edge follows the stored polygon.
-        pts = np.round(o['poly'] * 16).astype(np.int32)
-        cv2.fillPoly(img, [pts], COLOURS[o['colour']], lineType=cv2.LINE_8,
-                     shift=4)
+        # Painted through pycocotools' own rasteriser, so the pixels of an
+        # object are exactly the mask every evaluator decodes from its
+        # polygon (cv2.fillPoly would draw about half a pixel fatter).
+        mask = segmentation_to_mask([o['poly'].ravel().tolist()], height,
+                                    width).astype(bool)
+        img[mask] = COLOURS[o['colour']]
     # Triangular integer noise: Gaussian-looking grain at a fraction of the
     # cost of drawing normals.
     img += rng.integers(-5, 6, size=img.shape, dtype=np.int16)
@@ -151,7 +160,8 @@ def _annotation(o: dict, ann_id: int, image_id: int) -> dict:
     x0, y0 = poly.min(0)
     x1, y1 = poly.max(0)
     x, y = poly[:, 0], poly[:, 1]
-    area = 0.5 * abs(float(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))))
+    area = 0.5 * abs(
+        float(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))))
     return dict(
         segmentation=[[float(v) for v in poly.ravel()]],
         area=round(area, 2),
@@ -162,23 +172,55 @@ def _annotation(o: dict, ann_id: int, image_id: int) -> dict:
         id=ann_id)
 
 
-class _Ids:
-    """Monotonic id counters of one annotation file."""
+class _RefFile:
+    """The refs of one annotation file, numbered as they are added.
 
-    def __init__(self) -> None:
-        self.ref = 0
-        self.sent = 0
+    Args:
+        grefer (bool): gRefCOCO style (``ann_id``/``category_id`` lists and
+            a ``no_target`` flag) instead of REFER style.
+    """
 
-    def sentences(self, texts: List[str], rng: np.random.Generator
-                  ) -> Tuple[List[int], List[dict]]:
-        ids, sents = [], []
+    def __init__(self, grefer: bool) -> None:
+        self.grefer = grefer
+        self.refs: List[dict] = []
+        self.num_sentences = 0
+
+    def add(self, targets: List[int], texts: List[str], image: dict,
+            split: str, anns: List[dict], rng: np.random.Generator) -> None:
+        """Append a ref to ``anns[targets]`` (none: no-target) of ``image``."""
+        sentences = []
         for t in texts:
-            self.sent += 1
+            self.num_sentences += 1
             raw = t[0].upper() + t[1:] + ('.' if rng.random() < 0.3 else '')
-            sents.append(dict(tokens=t.split(), raw=raw, sent_id=self.sent,
-                              sent=t))
-            ids.append(self.sent)
-        return ids, sents
+            sentences.append(
+                dict(
+                    tokens=t.split(),
+                    raw=raw,
+                    sent_id=self.num_sentences,
+                    sent=t))
+        ann_ids = [anns[i]['id'] for i in targets] or [-1]
+        cat_ids = [anns[i]['category_id'] for i in targets] or [-1]
+        stem, ext = osp.splitext(image['file_name'])
+        ref = dict(
+            sent_ids=[s['sent_id'] for s in sentences],
+            # REFER names a ref's file after its image and first ann.
+            file_name=f'{stem}_{ann_ids[0]}{ext}',
+            ann_id=ann_ids if self.grefer else ann_ids[0],
+            ref_id=len(self.refs) + 1,
+            image_id=image['id'],
+            split=split,
+            sentences=sentences,
+            category_id=cat_ids if self.grefer else cat_ids[0])
+        if self.grefer:
+            ref['no_target'] = not targets
+        self.refs.append(ref)
+
+    def per_split(self) -> Dict[str, int]:
+        """Number of refs of each split."""
+        out: Dict[str, int] = {}
+        for r in self.refs:
+            out[r['split']] = out.get(r['split'], 0) + 1
+        return out
 
 
 def _pick_texts(by_kind: Dict[str, List[str]], k: int,
@@ -194,6 +236,35 @@ def _pick_texts(by_kind: Dict[str, List[str]], k: int,
     return picked
 
 
+def _plan_refs(rng: np.random.Generator, scene: List[SceneObject],
+               texts: List[Dict[str, List[str]]], width: int,
+               height: int) -> Tuple[RefPlan, RefPlan]:
+    """(targets, sentences) of an image's REFER refs and gRefCOCO refs.
+
+    REFER: one ref per object with 2-3 sentences of different kinds.
+    gRefCOCO: one ref per object (1-2 sentences), up to two multi-target
+    refs and one no-target ref.
+    """
+    refer, grefer = [], []
+    for i, by_kind in enumerate(texts):
+        if any(by_kind.values()):
+            refer.append(
+                ([i], _pick_texts(by_kind, int(rng.integers(2, 4)), rng)))
+            grefer.append(
+                ([i], _pick_texts(by_kind, int(rng.integers(1, 3)), rng)))
+    groups = sorted(
+        multi_target_texts(scene, width, height).items(),
+        key=lambda kv: sorted(kv[0]))
+    for k in rng.permutation(len(groups))[:2]:
+        members, ts = groups[int(k)]
+        picks = rng.permutation(len(ts))[:int(rng.integers(1, 3))]
+        grefer.append((sorted(members), [ts[j] for j in picks]))
+    no_target = no_target_texts(scene, width, height, rng)
+    if no_target:
+        grefer.append(([], no_target[:int(rng.integers(1, 3))]))
+    return refer, grefer
+
+
 def _split_of(index: int, n_train: int, n_val: int, n_test: int) -> str:
     if index < n_train:
         return 'train'
@@ -202,8 +273,9 @@ def _split_of(index: int, n_train: int, n_val: int, n_test: int) -> str:
     return 'testA' if index - n_train - n_val < (n_test + 1) // 2 else 'testB'
 
 
-def _scene(rng: np.random.Generator
-           ) -> Tuple[int, int, List[dict], List[SceneObject], list]:
+def _scene(
+    rng: np.random.Generator
+) -> Tuple[int, int, List[dict], List[SceneObject], list]:
     """Sample a scene whose every object has a unique description."""
     for _ in range(50):
         width, height = (int(v) for v in rng.integers(160, 321, size=2))
@@ -213,10 +285,14 @@ def _scene(rng: np.random.Generator
         if len(objs) < 2:
             continue
         anns = [_annotation(o, 0, 0) for o in objs]
-        scene = [scene_object_from_ann(a, o['shape'], o['colour'])
-                 for a, o in zip(anns, objs)]
-        texts = [single_target_texts(scene, i, width, height)
-                 for i in range(len(objs))]
+        scene = [
+            scene_object_from_ann(a, o['shape'], o['colour'])
+            for a, o in zip(anns, objs)
+        ]
+        texts = [
+            single_target_texts(scene, i, width, height)
+            for i in range(len(objs))
+        ]
         if all(any(t.values()) for t in texts):
             return width, height, objs, scene, texts
     raise RuntimeError('could not sample a describable scene')
@@ -248,90 +324,63 @@ def generate_synthetic_refer(
     """
     total = num_train_images + num_val_images + num_test_images
     img_dir = osp.join(out_root, IMG_PREFIX)
-    for d in (img_dir, osp.join(out_root, REFER_NAME),
-              osp.join(out_root, GREFER_NAME)):
+    for d in (img_dir, osp.join(out_root,
+                                REFER_NAME), osp.join(out_root, GREFER_NAME)):
         os.makedirs(d, exist_ok=True)
-    images, annotations, refs, grefs = [], [], [], []
-    ids, gids, ann_id = _Ids(), _Ids(), 0
-    encode = ([cv2.IMWRITE_JPEG_QUALITY, 95] if img_ext == '.jpg' else
-              [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    images, annotations = [], []
+    refer, grefer = _RefFile(grefer=False), _RefFile(grefer=True)
+    # 4:4:4 chroma keeps colours right up to the edges of small shapes.
+    encode = ([
+        cv2.IMWRITE_JPEG_QUALITY, 85, cv2.IMWRITE_JPEG_SAMPLING_FACTOR,
+        cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444
+    ] if img_ext == '.jpg' else [cv2.IMWRITE_PNG_COMPRESSION, 1])
     for index in range(total):
+        # One generator per image: an image does not depend on the counts.
         rng = np.random.default_rng([seed, index])
-        image_id, split = index + 1, _split_of(index, num_train_images,
-                                              num_val_images, num_test_images)
+        split = _split_of(index, num_train_images, num_val_images,
+                          num_test_images)
         width, height, objs, scene, texts = _scene(rng)
-        file_name = f'synth_{image_id:06d}{img_ext}'
+        image = dict(
+            file_name=f'synth_{index + 1:06d}{img_ext}',
+            height=height,
+            width=width,
+            id=index + 1)
         img = render_scene(rng, width, height, objs)
         ok, buf = cv2.imencode(img_ext, img[..., ::-1], encode)
         if not ok:
-            raise RuntimeError(f'could not encode {file_name}')
-        with open(osp.join(img_dir, file_name), 'wb') as f:
+            raise RuntimeError(f'could not encode {image["file_name"]}')
+        with open(osp.join(img_dir, image['file_name']), 'wb') as f:
             f.write(buf.tobytes())
-        images.append(dict(file_name=file_name, height=height, width=width,
-                           id=image_id))
-        ann_ids = []
-        for o in objs:
-            ann_id += 1
-            ann_ids.append(ann_id)
-            annotations.append(_annotation(o, ann_id, image_id))
-        stem = file_name[:-len(img_ext)]
-
-        def add_ref(store: list, counter: _Ids, targets: List[int],
-                    sents: List[str], grefer: bool) -> None:
-            counter.ref += 1
-            sent_ids, sentences = counter.sentences(sents, rng)
-            a_ids = [ann_ids[i] for i in targets] or [-1]
-            cats = [_CAT_ID[objs[i].get('shape')] for i in targets] or [-1]
-            ref = dict(
-                sent_ids=sent_ids,
-                file_name=f'{stem}_{a_ids[0]}{img_ext}',
-                ann_id=a_ids if grefer else a_ids[0],
-                ref_id=counter.ref,
-                image_id=image_id,
-                split=split,
-                sentences=sentences,
-                category_id=cats if grefer else cats[0])
-            if grefer:
-                ref['no_target'] = not targets
-            store.append(ref)
-
-        for i, by_kind in enumerate(texts):
-            if any(by_kind.values()):
-                add_ref(refs, ids, [i],
-                        _pick_texts(by_kind, int(rng.integers(2, 4)), rng),
-                        False)
-                add_ref(grefs, gids, [i],
-                        _pick_texts(by_kind, int(rng.integers(1, 3)), rng),
-                        True)
-        groups = sorted(multi_target_texts(scene, width, height).items(),
-                        key=lambda kv: sorted(kv[0]))
-        for k in rng.permutation(len(groups))[:2]:
-            members, ts = groups[int(k)]
-            picks = rng.permutation(len(ts))[:int(rng.integers(1, 3))]
-            add_ref(grefs, gids, sorted(members), [ts[j] for j in picks], True)
-        nt = no_target_texts(scene, width, height, rng)
-        if nt:
-            add_ref(grefs, gids, [], nt[:int(rng.integers(1, 3))], True)
+        anns = [
+            _annotation(o,
+                        len(annotations) + k + 1, image['id'])
+            for k, o in enumerate(objs)
+        ]
+        images.append(image)
+        annotations.extend(anns)
+        refer_plan, grefer_plan = _plan_refs(rng, scene, texts, width, height)
+        for targets, sents in refer_plan:
+            refer.add(targets, sents, image, split, anns, rng)
+        for targets, sents in grefer_plan:
+            grefer.add(targets, sents, image, split, anns, rng)
         if progress is not None:
             progress(index + 1, total)
 
-    instances = json.dumps(dict(images=images, annotations=annotations,
-                                categories=CATEGORIES))
+    instances = json.dumps(
+        dict(images=images, annotations=annotations, categories=CATEGORIES))
     for name in (REFER_NAME, GREFER_NAME):
         with open(osp.join(out_root, name, 'instances.json'), 'w') as f:
             f.write(instances)
     with open(osp.join(out_root, REFER_NAME, 'refs(unc).p'), 'wb') as f:
-        pickle.dump(refs, f, protocol=2)
+        pickle.dump(refer.refs, f, protocol=2)
     with open(osp.join(out_root, GREFER_NAME, 'grefs(unc).json'), 'w') as f:
-        f.write(json.dumps(grefs))
+        f.write(json.dumps(grefer.refs))
 
-    def per_split(rs: list) -> Dict[str, int]:
-        out: Dict[str, int] = {}
-        for r in rs:
-            out[r['split']] = out.get(r['split'], 0) + 1
-        return out
-
-    return dict(images=len(images), annotations=len(annotations),
-                refs=per_split(refs), grefs=per_split(grefs),
-                sentences=ids.sent, gsentences=gids.sent,
-                img_prefix=IMG_PREFIX)
+    return dict(
+        images=len(images),
+        annotations=len(annotations),
+        refs=refer.per_split(),
+        grefs=grefer.per_split(),
+        sentences=refer.num_sentences,
+        gsentences=grefer.num_sentences,
+        img_prefix=IMG_PREFIX)

@@ -27,18 +27,27 @@ _SHAPE_OF_PLURAL = {p: s for s, p in PLURALS.items()}
 _GENERIC_PLURAL = ('shapes', 'objects', 'ones')
 # word -> (axis, sign): ascending sign * coordinate puts the referent first.
 _POSITION = {
-    'left': ('x', 1), 'leftmost': ('x', 1),
-    'right': ('x', -1), 'rightmost': ('x', -1),
-    'top': ('y', 1), 'topmost': ('y', 1), 'upper': ('y', 1),
+    'left': ('x', 1),
+    'leftmost': ('x', 1),
+    'right': ('x', -1),
+    'rightmost': ('x', -1),
+    'top': ('y', 1),
+    'topmost': ('y', 1),
+    'upper': ('y', 1),
     'highest': ('y', 1),
-    'bottom': ('y', -1), 'bottommost': ('y', -1), 'lowest': ('y', -1),
+    'bottom': ('y', -1),
+    'bottommost': ('y', -1),
+    'lowest': ('y', -1),
     'lower': ('y', -1),
 }
 # word -> (sign on area, comparative?)
 _SIZE = {
-    'biggest': (-1, False), 'largest': (-1, False),
-    'bigger': (-1, True), 'larger': (-1, True),
-    'smallest': (1, False), 'smaller': (1, True),
+    'biggest': (-1, False),
+    'largest': (-1, False),
+    'bigger': (-1, True),
+    'larger': (-1, True),
+    'smallest': (1, False),
+    'smaller': (1, True),
 }
 _NUMBERS = {'two': 2, 'both': 2, 'three': 3, 'four': 4}
 _ALL = ('all', 'every', 'each')
@@ -69,9 +78,9 @@ def scene_object_from_ann(ann: dict, shape: str, colour: str) -> SceneObject:
     return SceneObject(shape, colour, x + w / 2, y + h / 2, ann['area'])
 
 
-def _ordered_with_gap(cands: List[int], objects: Sequence[SceneObject],
-                      n: int, pos: Optional[tuple], size: Optional[tuple],
-                      width: int, height: int) -> Optional[FrozenSet[int]]:
+def _ordered_with_gap(cands: List[int], objects: Sequence[SceneObject], n: int,
+                      pos: Optional[tuple], size: Optional[tuple], width: int,
+                      height: int) -> Optional[FrozenSet[int]]:
     """The first ``n`` candidates in the modifier's order, if clearly so."""
     if pos is not None:
         axis, sign = pos
@@ -84,8 +93,8 @@ def _ordered_with_gap(cands: List[int], objects: Sequence[SceneObject],
     else:
         sign = size[0]
         area = [objects[i].area for i in cands]
-        order = sorted(range(len(cands)),
-                       key=lambda k: (sign * area[k], cands[k]))
+        order = sorted(
+            range(len(cands)), key=lambda k: (sign * area[k], cands[k]))
         lo, hi = sorted((area[order[n - 1]], area[order[n]]))
         if lo <= 0 or hi / lo < MIN_AREA_RATIO:
             return None
@@ -112,16 +121,19 @@ def resolve_expression(text: str, objects: Sequence[SceneObject], width: int,
     if 'and' in words:
         cut = words.index('and')
         parts = [words[:cut], words[cut + 1:]]
-        sets = [resolve_expression(' '.join(p), objects, width, height)
-                for p in parts]
+        sets = [
+            resolve_expression(' '.join(p), objects, width, height)
+            for p in parts
+        ]
         if any(s is None or len(s) != 1 for s in sets):
             return None
         union = frozenset().union(*sets)
         return union if len(union) == len(sets) else None
     colours = [w for w in words if w in COLOURS]
     shapes = [w for w in words if w in SHAPES]
-    plural_shapes = [_SHAPE_OF_PLURAL[w] for w in words
-                     if w in _SHAPE_OF_PLURAL]
+    plural_shapes = [
+        _SHAPE_OF_PLURAL[w] for w in words if w in _SHAPE_OF_PLURAL
+    ]
     pos = [_POSITION[w] for w in words if w in _POSITION]
     size = [_SIZE[w] for w in words if w in _SIZE]
     counts = [_NUMBERS[w] for w in words if w in _NUMBERS]
@@ -132,9 +144,11 @@ def resolve_expression(text: str, objects: Sequence[SceneObject], width: int,
     plural = bool(plural_shapes) or any(w in _GENERIC_PLURAL for w in words)
     shape = (shapes + plural_shapes or [None])[0]
     colour = (colours or [None])[0]
-    cands = [i for i, o in enumerate(objects)
-             if (colour is None or o.colour == colour)
-             and (shape is None or o.shape == shape)]
+    cands = [
+        i for i, o in enumerate(objects)
+        if (colour is None or o.colour == colour) and (
+            shape is None or o.shape == shape)
+    ]
     pos_m = pos[0] if pos else None
     size_m = size[0] if size else None
     if every:
@@ -186,24 +200,30 @@ def single_target_texts(objects: Sequence[SceneObject], i: int, width: int,
         position=[f'the {side} one' for side in ('left', 'right', 'top')],
         size=[])
     for noun in nouns:
-        texts['position'] += [f'the {w} {noun}' for w in
-                              ('leftmost', 'rightmost', 'topmost', 'bottom')]
-        texts['position'] += [f'the {noun} on the {side}' for side in
-                              ('left', 'right', 'top', 'bottom')]
-        texts['size'] += [f'the {w} {noun}' for w in
-                          ('biggest', 'largest', 'smallest', 'bigger',
-                           'smaller')]
+        texts['position'] += [
+            f'the {w} {noun}'
+            for w in ('leftmost', 'rightmost', 'topmost', 'bottom')
+        ]
+        texts['position'] += [
+            f'the {noun} on the {side}'
+            for side in ('left', 'right', 'top', 'bottom')
+        ]
+        texts['size'] += [
+            f'the {w} {noun}'
+            for w in ('biggest', 'largest', 'smallest', 'bigger', 'smaller')
+        ]
     target = frozenset([i])
     return {
-        kind: [t for t in ts
-               if resolve_expression(t, objects, width, height) == target]
+        kind: [
+            t for t in ts
+            if resolve_expression(t, objects, width, height) == target
+        ]
         for kind, ts in texts.items()
     }
 
 
-def multi_target_texts(
-        objects: Sequence[SceneObject], width: int,
-        height: int) -> Dict[FrozenSet[int], List[str]]:
+def multi_target_texts(objects: Sequence[SceneObject], width: int,
+                       height: int) -> Dict[FrozenSet[int], List[str]]:
     """Template expressions with two or more referents, grouped by set.
 
     Args:
@@ -218,17 +238,21 @@ def multi_target_texts(
     present_s = [s for s in SHAPES if any(o.shape == s for o in objects)]
     texts = ['all the shapes', 'every shape']
     for c in present_c:
-        texts += [f'all {c} shapes', f'the {c} shapes', f'all the {c} objects',
-                  f'both {c} shapes', f'the two {c} shapes',
-                  f'the three {c} shapes']
+        texts += [
+            f'all {c} shapes', f'the {c} shapes', f'all the {c} objects',
+            f'both {c} shapes', f'the two {c} shapes', f'the three {c} shapes'
+        ]
         texts += [f'the {c} {PLURALS[s]}' for s in present_s]
     for s in present_s:
         p = PLURALS[s]
-        texts += [f'all the {p}', f'the {p}', f'both {p}', f'the two {p}',
-                  f'the three {p}', f'every {s}']
-    texts += [f'the two {w} shapes' for w in
-              ('leftmost', 'rightmost', 'topmost', 'bottom', 'biggest',
-               'smallest')]
+        texts += [
+            f'all the {p}', f'the {p}', f'both {p}', f'the two {p}',
+            f'the three {p}', f'every {s}'
+        ]
+    texts += [
+        f'the two {w} shapes' for w in ('leftmost', 'rightmost', 'topmost',
+                                        'bottom', 'biggest', 'smallest')
+    ]
     for i, a in enumerate(objects):
         for b in objects[i + 1:]:
             texts.append(f'the {a.colour} {a.shape} and the {b.colour} '
@@ -259,5 +283,7 @@ def no_target_texts(objects: Sequence[SceneObject], width: int, height: int,
     pool = hard or absent
     c, s = pool[int(rng.integers(len(pool)))]
     texts = [f'the {c} {s}', f'the {c} {s} in the picture']
-    return [t for t in texts
-            if resolve_expression(t, objects, width, height) == frozenset()]
+    return [
+        t for t in texts
+        if resolve_expression(t, objects, width, height) == frozenset()
+    ]

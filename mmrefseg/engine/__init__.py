@@ -1,1 +1,8 @@
 # Copyright (c) mmrefseg contributors.
+# mmseg's hooks (e.g. SegVisualizationHook) live in the parent registry;
+# importing them here makes them visible to configs with default_scope
+# 'mmrefseg' without custom_imports.
+import mmseg.engine  # noqa: F401
+from .hooks import TimeBudgetEvalHook
+
+__all__ = ['TimeBudgetEvalHook']

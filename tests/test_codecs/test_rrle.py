@@ -177,9 +177,9 @@ def test_round_trip(hw):
             np.testing.assert_array_equal(result.grid, grid)
             assert result.no_target == (not grid.any())
         body = answer.split('<seg>')[1][:-len('</seg>')]
-        np.testing.assert_array_equal(decode_body(body, hw).grid, grid)
-        expected = np.where(grid, label, BACKGROUND)
-        assert (result.labels == expected).all()
+        from_body = decode_body(body, hw)
+        np.testing.assert_array_equal(from_body.grid, grid)
+        assert (from_body.labels == np.where(grid, label, BACKGROUND)).all()
 
 
 # ------------------------------------------------------------ repairs

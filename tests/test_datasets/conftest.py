@@ -26,8 +26,8 @@ def py2_dumps(obj: Any) -> bytes:
     memo = [0]
 
     def put() -> None:
-        out.append(b'q' + bytes([memo[0]]) if memo[0] < 256 else
-                   b'r' + struct.pack('<I', memo[0]))
+        out.append(b'q' + bytes([memo[0]]) if memo[0] < 256 else b'r' +
+                   struct.pack('<I', memo[0]))
         memo[0] += 1
 
     def write(o: Any) -> None:
@@ -45,8 +45,8 @@ def py2_dumps(obj: Any) -> bytes:
         elif isinstance(o, float):
             out.append(b'G' + struct.pack('>d', o))
         elif isinstance(o, bytes):
-            out.append(b'U' + bytes([len(o)]) + o if len(o) < 256 else
-                       b'T' + struct.pack('<i', len(o)) + o)
+            out.append(b'U' + bytes([len(o)]) + o if len(o) < 256 else b'T' +
+                       struct.pack('<i', len(o)) + o)
             put()
         elif isinstance(o, str):
             data = o.encode('utf-8')
@@ -119,70 +119,133 @@ def refer_tree(tmp_path: Any) -> dict:
     img_dir = root / 'images' / 'mscoco' / 'images' / 'train2014'
     img_dir.mkdir(parents=True)
     masks = {
-        11: _rect(H1, W1, 10, 20, 5, 25),     # polygon
-        12: _rect(H1, W1, 25, 35, 30, 45),    # compressed RLE (str counts)
-        21: _rect(H2, W2, 2, 12, 3, 9),       # uncompressed RLE
-        22: _rect(H2, W2, 15, 28, 20, 34),    # polygon
+        11: _rect(H1, W1, 10, 20, 5, 25),  # polygon
+        12: _rect(H1, W1, 25, 35, 30, 45),  # compressed RLE (str counts)
+        21: _rect(H2, W2, 2, 12, 3, 9),  # uncompressed RLE
+        22: _rect(H2, W2, 15, 28, 20, 34),  # polygon
     }
     rle12 = mask_utils.encode(np.asfortranarray(masks[12]))
     segs = {
         11: [[5, 10, 25, 10, 25, 20, 5, 20], [1, 1, 2, 2]],  # 2nd part: < 6
-        12: {'size': [H1, W1], 'counts': rle12['counts'].decode('ascii')},
+        12: {
+            'size': [H1, W1],
+            'counts': rle12['counts'].decode('ascii')
+        },
         21: uncompressed_rle(masks[21]),
         22: [[20, 15, 34, 15, 34, 28, 20, 28]],
     }
     images = [
-        dict(id=1, file_name='COCO_train2014_000000000001.jpg', height=H1,
-             width=W1),
-        dict(id=2, file_name='COCO_train2014_000000000002.jpg', height=H2,
-             width=W2),
+        dict(
+            id=1,
+            file_name='COCO_train2014_000000000001.jpg',
+            height=H1,
+            width=W1),
+        dict(
+            id=2,
+            file_name='COCO_train2014_000000000002.jpg',
+            height=H2,
+            width=W2),
     ]
     anns = []
     for ann_id, seg in segs.items():
         ys, xs = np.nonzero(masks[ann_id])
-        anns.append(dict(
-            id=ann_id, image_id=ann_id // 10, category_id=1,
-            segmentation=seg, iscrowd=int(ann_id == 21),
-            area=float(masks[ann_id].sum()),
-            bbox=[float(xs.min()), float(ys.min()),
-                  float(xs.max() - xs.min() + 1),
-                  float(ys.max() - ys.min() + 1)]))
-    (root / 'refcoco' / 'instances.json').write_text(json.dumps(dict(
-        images=images, annotations=anns,
-        categories=[dict(id=1, name='thing', supercategory='thing')])))
+        anns.append(
+            dict(
+                id=ann_id,
+                image_id=ann_id // 10,
+                category_id=1,
+                segmentation=seg,
+                iscrowd=int(ann_id == 21),
+                area=float(masks[ann_id].sum()),
+                bbox=[
+                    float(xs.min()),
+                    float(ys.min()),
+                    float(xs.max() - xs.min() + 1),
+                    float(ys.max() - ys.min() + 1)
+                ]))
+    (root / 'refcoco' / 'instances.json').write_text(
+        json.dumps(
+            dict(
+                images=images,
+                annotations=anns,
+                categories=[dict(id=1, name='thing', supercategory='thing')])))
 
     def sent(sid: int, raw: Any, sent_: Any) -> dict:
-        return {b'tokens': sent_.split() if sent_ else [], b'raw': raw,
-                b'sent_id': sid, b'sent': sent_}
+        return {
+            b'tokens': sent_.split() if sent_ else [],
+            b'raw': raw,
+            b'sent_id': sid,
+            b'sent': sent_
+        }
 
     # py2 ``str`` everywhere except one ``unicode`` raw, as in REFER files.
     refs = [
-        {b'image_id': 1, b'split': b'train', b'sentences': [
-            sent(100, b'The LEFT box.', b'the left box'),
-            sent(101, u'caf\xe9 box', b'')],
-         b'file_name': b'COCO_train2014_000000000001_11.jpg',
-         b'category_id': 1, b'ann_id': 11, b'sent_ids': [100, 101],
-         b'ref_id': 1},
-        {b'image_id': 1, b'split': b'testA', b'sentences': [
-            sent(102, b'Right box', b'right box')],
-         b'file_name': b'COCO_train2014_000000000001_12.jpg',
-         b'category_id': 1, b'ann_id': 12, b'sent_ids': [102], b'ref_id': 2},
-        {b'image_id': 2, b'split': b'testB', b'sentences': [
-            sent(200, b'Top thing', b'top thing'),
-            sent(201, b'upper one', b'upper one')],
-         b'file_name': b'COCO_train2014_000000000002_21.jpg',
-         b'category_id': 1, b'ann_id': 21, b'sent_ids': [200, 201],
-         b'ref_id': 3},
-        {b'image_id': 2, b'split': b'val', b'sentences': [
-            sent(202, b'bottom thing', b'bottom thing')],
-         b'file_name': b'COCO_train2014_000000000002_22.jpg',
-         b'category_id': 1, b'ann_id': 22, b'sent_ids': [202], b'ref_id': 4},
+        {
+            b'image_id':
+            1,
+            b'split':
+            b'train',
+            b'sentences': [
+                sent(100, b'The LEFT box.', b'the left box'),
+                sent(101, u'caf\xe9 box', b'')
+            ],
+            b'file_name':
+            b'COCO_train2014_000000000001_11.jpg',
+            b'category_id':
+            1,
+            b'ann_id':
+            11,
+            b'sent_ids': [100, 101],
+            b'ref_id':
+            1
+        },
+        {
+            b'image_id': 1,
+            b'split': b'testA',
+            b'sentences': [sent(102, b'Right box', b'right box')],
+            b'file_name': b'COCO_train2014_000000000001_12.jpg',
+            b'category_id': 1,
+            b'ann_id': 12,
+            b'sent_ids': [102],
+            b'ref_id': 2
+        },
+        {
+            b'image_id':
+            2,
+            b'split':
+            b'testB',
+            b'sentences': [
+                sent(200, b'Top thing', b'top thing'),
+                sent(201, b'upper one', b'upper one')
+            ],
+            b'file_name':
+            b'COCO_train2014_000000000002_21.jpg',
+            b'category_id':
+            1,
+            b'ann_id':
+            21,
+            b'sent_ids': [200, 201],
+            b'ref_id':
+            3
+        },
+        {
+            b'image_id': 2,
+            b'split': b'val',
+            b'sentences': [sent(202, b'bottom thing', b'bottom thing')],
+            b'file_name': b'COCO_train2014_000000000002_22.jpg',
+            b'category_id': 1,
+            b'ann_id': 22,
+            b'sent_ids': [202],
+            b'ref_id': 4
+        },
     ]
     (root / 'refcoco' / 'refs(unc).p').write_bytes(py2_dumps(refs))
     for img in images:
         pixels = np.full((img['height'], img['width'], 3), 90, np.uint8)
         cv2.imwrite(str(img_dir / img['file_name']), pixels)
-    return dict(root=str(root), masks=masks,
-                refs_file=osp.join(str(root), 'refcoco', 'refs(unc).p'),
-                instances=osp.join(str(root), 'refcoco', 'instances.json'),
-                img_dir=str(img_dir))
+    return dict(
+        root=str(root),
+        masks=masks,
+        refs_file=osp.join(str(root), 'refcoco', 'refs(unc).p'),
+        instances=osp.join(str(root), 'refcoco', 'instances.json'),
+        img_dir=str(img_dir))

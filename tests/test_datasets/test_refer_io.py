@@ -9,8 +9,7 @@ from pycocotools import mask as mask_utils
 from mmrefseg.datasets.refer_io import (UnsafePickleError,
                                         find_grefer_refs_path, load_instances,
                                         load_refs_file, safe_load_pickle,
-                                        select_exact_split,
-                                        select_refer_split,
+                                        select_exact_split, select_refer_split,
                                         segmentation_to_mask, union_bbox_xyxy,
                                         union_mask)
 
@@ -30,8 +29,10 @@ def test_malicious_pickle_refused_without_running(tmp_path, protocol):
     marker = tmp_path / 'pwned'
     path = tmp_path / 'refs(unc).p'
     # Hidden inside an otherwise ordinary refs list.
-    path.write_bytes(pickle.dumps([{'ref_id': 1}, _Evil(str(marker))],
-                                  protocol=protocol))
+    path.write_bytes(
+        pickle.dumps([{
+            'ref_id': 1
+        }, _Evil(str(marker))], protocol=protocol))
     with pytest.raises(UnsafePickleError) as err:
         safe_load_pickle(str(path))
     msg = str(err.value)
@@ -54,14 +55,28 @@ def test_other_globals_refused(tmp_path):
 
 
 def test_py2_pickle_loads_as_str(tmp_path, py2_pickle):
-    obj = [{b'sent': b'the man', b'raw': u'caf\xe9', b'tokens': [b'a', b'b'],
-            b'ann_id': 123456, b'neg': -1, b'score': 0.5, b'ok': True,
-            b'none': None, b'big': 70000}]
+    obj = [{
+        b'sent': b'the man',
+        b'raw': u'caf\xe9',
+        b'tokens': [b'a', b'b'],
+        b'ann_id': 123456,
+        b'neg': -1,
+        b'score': 0.5,
+        b'ok': True,
+        b'none': None,
+        b'big': 70000
+    }]
     path = tmp_path / 'refs(unc).p'
     path.write_bytes(py2_pickle(obj))
     assert safe_load_pickle(str(path)) == [{
-        'sent': 'the man', 'raw': 'caf\xe9', 'tokens': ['a', 'b'],
-        'ann_id': 123456, 'neg': -1, 'score': 0.5, 'ok': True, 'none': None,
+        'sent': 'the man',
+        'raw': 'caf\xe9',
+        'tokens': ['a', 'b'],
+        'ann_id': 123456,
+        'neg': -1,
+        'score': 0.5,
+        'ok': True,
+        'none': None,
         'big': 70000
     }]
     # latin-1 maps every py2 byte, non-ASCII included.
@@ -104,8 +119,10 @@ def test_missing_files_name_path_and_layout(tmp_path):
 
 
 def test_split_selection_matches_refer():
-    refs = [dict(ref_id=i, split=s) for i, s in enumerate(
-        ['train', 'val', 'testA', 'testB', 'testAB', 'testC', 'test'])]
+    refs = [
+        dict(ref_id=i, split=s) for i, s in enumerate(
+            ['train', 'val', 'testA', 'testB', 'testAB', 'testC', 'test'])
+    ]
 
     def ids(split):
         return [r['ref_id'] for r in select_refer_split(refs, split)]
@@ -156,7 +173,8 @@ def test_union_helpers():
     b = [[6, 6, 9, 6, 9, 9, 6, 9]]
     union = union_mask([a, b], h, w)
     np.testing.assert_array_equal(
-        union, segmentation_to_mask(a, h, w) | segmentation_to_mask(b, h, w))
+        union,
+        segmentation_to_mask(a, h, w) | segmentation_to_mask(b, h, w))
     assert union_mask([], h, w).sum() == 0
     assert union_bbox_xyxy([[1, 2, 3, 4], [0, 5, 10, 1]]) == [0, 2, 10, 6]
     assert union_bbox_xyxy([]) == [0, 0, 0, 0]

@@ -26,8 +26,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--out', default='data/synthetic', help='output root')
     parser.add_argument('--num-train', type=int, default=2000)
     parser.add_argument('--num-val', type=int, default=200)
-    parser.add_argument('--num-test', type=int, default=200,
-                        help='test images, split in halves into testA/testB')
+    parser.add_argument(
+        '--num-test',
+        type=int,
+        default=200,
+        help='test images, split in halves into testA/testB')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--img-ext', choices=['.jpg', '.png'], default='.jpg')
     return parser.parse_args()
@@ -40,8 +43,11 @@ def main() -> None:
 
     def progress(done: int, total: int) -> None:
         if done % step == 0 or done == total:
-            print(f'\r[{done}/{total}] images '
-                  f'{time.perf_counter() - start:.1f}s', end='', flush=True)
+            print(
+                f'\r[{done}/{total}] images '
+                f'{time.perf_counter() - start:.1f}s',
+                end='',
+                flush=True)
 
     summary = generate_synthetic_refer(
         args.out,

@@ -64,10 +64,12 @@ class LoadRefImage(BaseTransform):
             raise FileNotFoundError(
                 f'Image not found: {path} ({_sample_ids(results)})') from e
         try:
+            # mmcv's cv2 path honours channel_order='rgb' only for flag
+            # 'color', so decode BGR with every backend and swap here.
             img = mmcv.imfrombytes(
                 content,
                 flag=self.color_type,
-                channel_order='rgb',
+                channel_order='bgr',
                 backend=self.imdecode_backend)
         except Exception as e:  # backends fail in different ways
             raise ValueError(f'Cannot decode image {path} '
@@ -76,9 +78,10 @@ class LoadRefImage(BaseTransform):
             raise ValueError(f'Cannot decode image {path} '
                              f'({_sample_ids(results)}): corrupt or not an '
                              'image')
+        img = np.ascontiguousarray(img[..., ::-1])
         h, w = img.shape[:2]
         if self.check_size and 'height' in results and (
-                (h, w) != (results['height'], results['width'])):
+            (h, w) != (results['height'], results['width'])):
             raise ValueError(
                 f'Image {path} is {h}x{w} (HxW) but its annotation says '
                 f'{results["height"]}x{results["width"]} '
@@ -133,8 +136,8 @@ class LoadRefMasks(BaseTransform):
                     f'ann_ids={expr.get("ann_ids")} of {results["img_path"]}: '
                     f'{e}') from e
         results['gt_masks'] = masks
-        results['gt_bboxes'] = np.asarray(
-            [e['bbox'] for e in exprs], dtype=np.float32).reshape(-1, 4)
+        results['gt_bboxes'] = np.asarray([e['bbox'] for e in exprs],
+                                          dtype=np.float32).reshape(-1, 4)
         results['no_target'] = np.asarray(
             [bool(e['no_target']) for e in exprs], dtype=bool)
         results['texts'] = [e['text'] for e in exprs]

@@ -1,7 +1,7 @@
 # Copyright (c) mmrefseg contributors.
 """The light mask decoder of MLLMSeg: conditions DSFF features on [SEG]."""
 import re
-from typing import Dict, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
@@ -185,15 +185,26 @@ class LightMaskDecoderHead(BaseModule):
             mask_logits.new_zeros((), dtype=torch.float32)
             for _ in self.loss_mask
         ]
-        for logits, gt in zip(mask_logits, gt_masks):
+        # Queries of one image share its size (several expressions per
+        # image): resize and score each size group in one call instead of
+        # slicing query by query, whose backward writes a full-size zero
+        # gradient for every query.
+        groups: Dict[tuple, List[int]] = {}
+        for q, gt in enumerate(gt_masks):
+            groups.setdefault(tuple(gt.shape[-2:]), []).append(q)
+        for size, idx in groups.items():
+            index = torch.as_tensor(idx, device=mask_logits.device)
             logits = F.interpolate(
-                logits[None],
-                size=gt.shape[-2:],
+                mask_logits.index_select(0, index),
+                size=size,
                 mode='bilinear',
-                align_corners=False)[0].float()  # (1, H_q, W_q)
-            target = gt.to(logits.device, torch.float32).view_as(logits)
+                align_corners=False).float()  # (n, 1, H, W)
+            target = torch.stack([gt_masks[q] for q in idx]).to(
+                logits.device, torch.float32).view_as(logits)
             for i, loss in enumerate(self.loss_mask):
-                totals[i] = totals[i] + loss(logits, target)
+                # Both losses average over masks, so a group's mean times
+                # its size adds up to the sum over its masks.
+                totals[i] = totals[i] + loss(logits, target) * len(idx)
         losses: Dict[str, Tensor] = {}
         for name, total in zip(names, totals):
             losses[name] = losses.get(name, 0) + total / len(gt_masks)
