@@ -1,6 +1,7 @@
 # Copyright (c) mmrefseg contributors.
 import mmseg.datasets  # noqa: F401  (parent registry entries)
 from .grefcoco import GRefCOCODataset
+from .mixed_refer_dataset import MixedReferDataset
 from .refcoco import RefCOCODataset
 from .shuffled_expressions import ShuffledExpressionsDataset
 from .refer_base import BaseReferDataset
@@ -10,7 +11,8 @@ from .synthetic import generate_synthetic_refer
 from .transforms import *  # noqa: F401,F403
 
 __all__ = [
-    'BaseReferDataset', 'GRefCOCODataset', 'RefCOCODataset',
+    'BaseReferDataset', 'GRefCOCODataset', 'MixedReferDataset',
+    'ShuffledExpressionsDataset', 'RefCOCODataset',
     'UnsafePickleError', 'generate_synthetic_refer', 'safe_load_pickle',
     'segmentation_to_mask', 'union_mask'
 ]

@@ -100,10 +100,66 @@ def seg_token_prompt(texts: Sequence[str],
     return question, answer
 
 
+# SELF1E training questions (``utils_internvl/utils.py``) and answers; "{}"
+# is the lower-cased expression. The last question with the bare "[SEG]."
+# answer is the teacher-forced evaluation prompt.
+SELF1E_QUESTIONS = (
+    'Can you segment the {} in this image?',
+    'Please segment the {} in this image.',
+    'What is {} in this image? Please respond with segmentation mask.',
+    'What is {} in this image? Please output segmentation mask.',
+)
+SELF1E_ANSWERS = (
+    'It is [SEG].',
+    'Sure, [SEG].',
+    'Sure, it is [SEG].',
+    'Sure, the segmentation result is [SEG].',
+    '[SEG].',
+)
+SELF1E_EVAL_QUESTION, SELF1E_EVAL_ANSWER = SELF1E_QUESTIONS[3], '[SEG].'
+
+
+def self1e_prompt(texts: Sequence[str],
+                  no_target: Sequence[bool],
+                  rng: Optional[np.random.Generator],
+                  reject_no_target: bool = True) -> Tuple[str, str]:
+    """SELF1E's question/answer; deterministic (the eval prompt) without rng.
+
+    With one expression the texts are exactly the original ones. SELF1E
+    writes one conversation per expression; when a sample packs K > 1
+    expressions, the question names them all and the answer becomes
+    "..., {name}: [SEG], ...", so the state read for each mask (the token
+    before its ``[SEG]``) follows its own expression. SELF1E has no
+    ``[REJ]``: a no-target expression also gets ``[SEG]`` and an empty mask.
+
+    Args:
+        texts: the expressions.
+        no_target: unused (see above); kept for the prompt-style signature.
+        rng: random generator for template choice (train); None gives the
+            evaluation prompt.
+        reject_no_target: unused, SELF1E has no ``[REJ]``.
+
+    Returns:
+        tuple: (question, answer).
+    """
+    names = [t.strip().lower() for t in texts]
+    if rng is None:
+        question, answer = SELF1E_EVAL_QUESTION, SELF1E_EVAL_ANSWER
+    else:
+        question = SELF1E_QUESTIONS[int(rng.integers(len(SELF1E_QUESTIONS)))]
+        answer = SELF1E_ANSWERS[int(rng.integers(len(SELF1E_ANSWERS)))]
+    question = question.format(', '.join(names))
+    if len(names) > 1:
+        answer = answer.replace(
+            SEG, ', '.join(f'{n}: {SEG}' for n in names))
+    return question, answer
+
+
 PROMPT_STYLES: Dict[str, Callable[..., Tuple[str, str]]] = {
     'mllmseg': mllmseg_prompt,
     'mllmseg_paper_eval': mllmseg_paper_eval_prompt,
     'seg_token': seg_token_prompt,
+    'self1e': self1e_prompt,
 }
 
 

@@ -58,6 +58,12 @@ class InternVLBackbone(BaseModule):
         freeze_vit / freeze_projector / freeze_llm: freeze those parts.
         train_new_token_rows: when the LLM is frozen, keep the embedding and
             lm_head rows of the added tokens trainable (and nothing else).
+        init_new_token_rows: re-initialise the embedding and lm_head rows
+            of ``extra_special_tokens`` at the mean of the other rows. Set
+            False for checkpoints whose rows for these tokens are trained
+            (released MLLMSeg/SELF1E converted by
+            ``tools/model_converters``); rows that the resize adds are
+            initialised either way.
         llm_lora / vit_lora: peft ``LoraConfig`` fields (``r``,
             ``lora_alpha``, ``lora_dropout``, optional ``target_modules``).
         gradient_checkpointing: activation checkpointing in ViT and LLM.
@@ -79,6 +85,7 @@ class InternVLBackbone(BaseModule):
                  freeze_projector: bool = True,
                  freeze_llm: bool = True,
                  train_new_token_rows: bool = True,
+                 init_new_token_rows: bool = True,
                  llm_lora: Optional[dict] = None,
                  vit_lora: Optional[dict] = None,
                  gradient_checkpointing: bool = False,
@@ -95,6 +102,7 @@ class InternVLBackbone(BaseModule):
         self.vit_layers = tuple(vit_layers)
         self.seg_state_offset = seg_state_offset
         self.image_state_offset = image_state_offset
+        self.init_new_token_rows = init_new_token_rows
         dtype = getattr(torch, torch_dtype)
         self.hf = self._build_hf_model(pretrained, config, dtype,
                                        attn_implementation)
@@ -114,6 +122,12 @@ class InternVLBackbone(BaseModule):
         self._configure_training(new_ids, freeze_vit, freeze_projector,
                                  freeze_llm, train_new_token_rows, llm_lora,
                                  vit_lora)
+        # Trainable parameters (LoRA, new token rows, unfrozen parts) keep
+        # float32 master weights when the frozen model is stored in bf16;
+        # AmpOptimWrapper's autocast handles the mixed matmuls.
+        for param in self.parameters():
+            if param.requires_grad and param.dtype != torch.float32:
+                param.data = param.data.float()
         if gradient_checkpointing:
             self.hf.gradient_checkpointing_enable(
                 gradient_checkpointing_kwargs=dict(use_reentrant=False))
@@ -144,7 +158,8 @@ class InternVLBackbone(BaseModule):
         """Grow embeddings to fit the tokenizer; init new rows at the mean.
 
         Checkpoints often have padded vocabularies, so new ids may already
-        have (untrained) rows; those are re-initialised too.
+        have (untrained) rows; those are re-initialised too, unless
+        ``init_new_token_rows`` is False (rows trained in the checkpoint).
         """
         new_ids = [token_id(self.tokenizer, t) for t in tokens]
         emb = self.hf.get_input_embeddings()
@@ -154,14 +169,16 @@ class InternVLBackbone(BaseModule):
             self.hf.resize_token_embeddings(need, mean_resizing=False)
         trained = [i for i in range(min(old_rows, len(self.tokenizer)))
                    if i not in set(new_ids)]
+        reinit = new_ids if self.init_new_token_rows else \
+            [i for i in new_ids if i >= old_rows]
         with torch.no_grad():
             for layer in (self.hf.get_input_embeddings(),
                           self.hf.get_output_embeddings()):
                 w = layer.weight
-                if w.device.type == 'meta' or not new_ids:
+                if w.device.type == 'meta' or not reinit:
                     continue
                 mean = w[trained].float().mean(0) if len(trained) else 0.
-                w[new_ids] = mean.to(w.dtype) if torch.is_tensor(mean) \
+                w[reinit] = mean.to(w.dtype) if torch.is_tensor(mean) \
                     else 0.
         return new_ids
 

@@ -1,4 +1,9 @@
 # Copyright (c) mmrefseg contributors.
 from .light_mask_decoder import LightMaskDecoderHead
+from .self1e_head import Self1EHead, internvl_pixel_unshuffle
+from .text4seg_head import Text4SegHead
 
-__all__ = ['LightMaskDecoderHead']
+__all__ = [
+    'LightMaskDecoderHead', 'Self1EHead', 'Text4SegHead',
+    'internvl_pixel_unshuffle'
+]

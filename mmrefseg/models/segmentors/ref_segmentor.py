@@ -94,13 +94,24 @@ class RefSegmentor(BaseSegmentor):
 
     # ------------------------------------------------------------ backbone
     def extract_feat(self, inputs: dict) -> MLLMOutputs:
-        """Run the backbone on a batch from ``RefSegDataPreProcessor``."""
+        """Run the backbone on a batch from ``RefSegDataPreProcessor``.
+
+        A head that defines ``llm_attention_mask(inputs, backbone)`` chooses
+        the LLM's attention mask ([B, 1, L, L], e.g. SELF1E's
+        dual-perception mask); when it returns None, or the head has no such
+        method, the LLM stays causal.
+        """
+        llm_mask = None
+        if hasattr(self.decode_head, 'llm_attention_mask'):
+            llm_mask = self.decode_head.llm_attention_mask(
+                inputs, self.backbone)
         return self.backbone(
             pixel_values=inputs['pixel_values'],
             input_ids=inputs['input_ids'],
             attention_mask=inputs.get('attention_mask'),
             labels=inputs.get('labels'),
-            num_tiles=inputs.get('num_tiles'))
+            num_tiles=inputs.get('num_tiles'),
+            llm_attention_mask=llm_mask)
 
     def _mask_logits(self, out: MLLMOutputs) -> Tensor:
         """Query-based head path: neck once per image, head per [SEG]."""

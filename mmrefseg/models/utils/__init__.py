@@ -1,4 +1,9 @@
 # Copyright (c) mmrefseg contributors.
+from .dual_perception_mask import dual_perception_mask, to_additive_mask
 from .new_token_rows import NewTokenEmbedding, NewTokenLMHead
+from .sam_refiner import SamMaskRefiner
 
-__all__ = ['NewTokenEmbedding', 'NewTokenLMHead']
+__all__ = [
+    'NewTokenEmbedding', 'NewTokenLMHead', 'SamMaskRefiner',
+    'dual_perception_mask', 'to_additive_mask'
+]

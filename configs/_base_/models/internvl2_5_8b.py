@@ -1,0 +1,21 @@
+# InternVL2.5-8B (InternViT-300M-448px-V2_5 + internlm2_5-7b-chat) in the
+# native transformers layout, InternLM2 converted to Llama. The architecture
+# is spelled out so the model builds on the meta device without weights;
+# weights come from `checkpoint` (a local directory written by
+# tools/model_converters/internvl_chat_to_hf.py or a published "-hf" repo).
+checkpoint = 'checkpoints/InternVL2_5-8B-hf'
+vision_arch = dict(
+    hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
+    intermediate_size=4096, image_size=448, patch_size=14,
+    norm_type='layer_norm', layer_norm_eps=1e-6, layer_scale_init_value=0.1,
+    use_qk_norm=False, use_mean_pooling=True)
+backbone_arch = dict(
+    vision_config=vision_arch,
+    text_config=dict(
+        model_type='llama', vocab_size=92553, hidden_size=4096,
+        intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
+        num_key_value_heads=8, rms_norm_eps=1e-5, rope_theta=1000000.0,
+        max_position_embeddings=32768, tie_word_embeddings=False),
+    image_token_id=92546, image_seq_length=256, downsample_ratio=0.5,
+    projector_hidden_act='gelu', vision_feature_layer=-1,
+    vision_feature_select_strategy='default', tie_word_embeddings=False)

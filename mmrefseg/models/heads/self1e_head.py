@@ -1,0 +1,508 @@
+# Copyright (c) mmrefseg contributors.
+"""SELF1E: one ``[SEG]`` token, no mask decoder, refilled LLM features."""
+import logging
+import math
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.logging import print_log
+from mmengine.model import BaseModule
+from mmengine.structures import PixelData
+from mmseg.structures import SegDataSample
+from torch import Tensor
+
+from mmrefseg.registry import MODELS
+from ..backbones.mllm_outputs import MLLMOutputs
+from ..utils.dual_perception_mask import dual_perception_mask, to_additive_mask
+
+# (first tile, rows, cols) of a conversation's tile grid.
+TileLayout = Tuple[int, int, int]
+
+
+def internvl_pixel_unshuffle(x: Tensor, factor: int = 2) -> Tensor:
+    """Exact inverse of InternVL's (v2) pixel shuffle, channels last.
+
+    InternVL packs the ``factor x factor`` block of pixel (i, j) into
+    channel chunks in sub-pixel-major order: chunk ``k = factor*dr + dc``
+    holds pixel ``(factor*i + dr, factor*j + dc)``. This is not
+    ``F.pixel_unshuffle``'s channel-major order. Written directly (not with
+    the original's dimension swaps) it is correct for non-square grids too.
+
+    Args:
+        x (Tensor): Shape (..., h, w, factor**2 * c).
+        factor (int): Sub-pixels per side. Default: 2.
+
+    Returns:
+        Tensor: Shape (..., factor*h, factor*w, c).
+    """
+    *lead, h, w, ch = x.shape
+    c = ch // factor**2
+    x = x.reshape(*lead, h, w, factor, factor, c)
+    x = x.transpose(-4, -3)  # (..., h, dr, w, dc, c)
+    return x.reshape(*lead, h * factor, w * factor, c)
+
+
+@MODELS.register_module()
+class Self1EHead(BaseModule):
+    """SELF1E's residual feature refilling/amplification and dot-product mask.
+
+    Per conversation with a tile grid of R x Cc tiles (n tokens per tile
+    after pixel shuffle, h1 = w1 = sqrt(n); the ViT grid is 2x, the output
+    4x that):
+
+    1. ``A = P_all(LLM output at the image tokens)`` and
+       ``B = P_ori(LLM input at the image tokens)``, both (16R, 16Cc, 4C)
+       for 448 px tiles;
+    2. RFR: ``res = PU(A - B)`` (32R, 32Cc, C);
+    3. the uncompressed branch: every pre-shuffle ViT token is replicated
+       four times along channels and sent through the backbone's own
+       projector, giving (32R, 32Cc, C) features that never enter the LLM;
+    4. RFA: ``U = PU(P_ori(uncompressed))`` (64R, 64Cc, C);
+    5. ``F = P_dec(U + up2(res))`` (bilinear up-sampling);
+    6. ``s = P_dec(mean of the four C-wide chunks of P_all(h_seg))``;
+    7. logits ``F . s / sqrt(C)`` (64R, 64Cc), and in training the
+       auxiliary ``PU(A) . s / sqrt(C)`` (32R, 32Cc).
+
+    PU is :func:`internvl_pixel_unshuffle`, P_* are two-layer GELU MLPs
+    named like the released checkpoint's new modules
+    (``combine_decode_proj{,_all,_ori}.{0,2}``), 12C^2 + 12C parameters.
+    The head also provides the dual-perception LLM attention mask through
+    :meth:`llm_attention_mask`, which :class:`RefSegmentor` passes to the
+    backbone. The backbone must read ``h_seg`` at the token before
+    ``[SEG]`` (``seg_state_offset=-1``) and the image states in place
+    (``image_state_offset=0``).
+
+    Args:
+        llm_channels (int): LLM hidden size C.
+        loss_mask (dict, optional): Loss name -> loss config, default
+            :attr:`DEFAULT_LOSS_MASK` (2.0 BCE + 0.5 Dice, SELF1E's values).
+            Each loss is called on a group of same-sized masks as
+            ``loss(logits[n, 1, H, W], target[n, 1, H, W])`` and must return
+            the mean over the group's masks.
+        aux_loss_weight (float): Weight of the same losses on the auxiliary
+            low-resolution logits (the original's 1.0; 0 disables them).
+        aux_decode_proj (bool): Apply P_dec to the auxiliary features, as
+            the InternVL2 variant of the original does; the InternVL3
+            variant (default) does not.
+        gt_short_side (int, optional): Bilinearly resize GT masks whose
+            short side exceeds this to that short side (soft targets), and
+            compute the losses there, as the original does (128). None
+            keeps binary GT at the original resolution.
+        loss_normalizer (str): 'rows' divides the summed per-mask losses by
+            the number of conversations (the original), 'masks' by the
+            number of masks.
+        dual_perception (bool): Use the dual-perception attention mask;
+            False keeps the LLM causal (ablation).
+        init_cfg (dict, optional): MMEngine init config; when given it
+            replaces the default init of :meth:`init_weights`.
+    """
+
+    DEFAULT_LOSS_MASK = dict(
+        loss_bce=dict(
+            type='mmdet.CrossEntropyLoss', use_sigmoid=True,
+            loss_weight=2.0),
+        # The original dice divides every sum by 1000 and adds 1e-6, i.e.
+        # eps = 1e-3 on the plain sums.
+        loss_dice=dict(
+            type='mmdet.DiceLoss', use_sigmoid=True, activate=True,
+            naive_dice=True, eps=1e-3, loss_weight=0.5),
+    )
+    #: Sub-pixels per side undone by PU (InternVL's downsample_ratio 0.5).
+    FACTOR = 2
+    AUX_SUFFIX = '_aux'
+
+    def __init__(self,
+                 llm_channels: int,
+                 loss_mask: Optional[Dict[str, dict]] = None,
+                 aux_loss_weight: float = 1.0,
+                 aux_decode_proj: bool = False,
+                 gt_short_side: Optional[int] = 128,
+                 loss_normalizer: str = 'rows',
+                 dual_perception: bool = True,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if loss_normalizer not in ('rows', 'masks'):
+            raise ValueError("loss_normalizer must be 'rows' or 'masks', "
+                             f'got {loss_normalizer!r}')
+        c, wide = llm_channels, self.FACTOR**2 * llm_channels
+        self.llm_channels = c
+        self.combine_decode_proj = self._mlp(c, c)
+        self.combine_decode_proj_all = self._mlp(c, wide)
+        self.combine_decode_proj_ori = self._mlp(c, wide)
+        loss_mask = self.DEFAULT_LOSS_MASK if loss_mask is None else loss_mask
+        self.loss_mask = nn.ModuleDict(
+            {name: MODELS.build(cfg) for name, cfg in loss_mask.items()})
+        self.aux_loss_weight = aux_loss_weight
+        self.aux_decode_proj = aux_decode_proj
+        self.gt_short_side = gt_short_side
+        self.loss_normalizer = loss_normalizer
+        self.dual_perception = dual_perception
+        self._checked_backbone = False
+
+    @staticmethod
+    def _mlp(c_in: int, c_out: int) -> nn.Sequential:
+        # Index 0 / 2 are the released Linear keys; 1 is the exact GELU.
+        return nn.Sequential(
+            nn.Linear(c_in, c_in), nn.GELU(), nn.Linear(c_in, c_out))
+
+    def init_weights(self) -> None:
+        """Xavier-normal weights and zero biases.
+
+        This is what the original training script meant to do; its name
+        filter never matched, so the released runs used the HF default
+        N(0, 0.02) instead (spec §1.6).
+        """
+        was_initialized = self.is_init
+        super().init_weights()
+        if self.init_cfg is not None or was_initialized:
+            return
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.xavier_normal_(module.weight)
+                nn.init.zeros_(module.bias)
+
+    # --------------------------------------------------------------- mask
+    def llm_attention_mask(self, inputs: dict,
+                           backbone: nn.Module) -> Optional[Tensor]:
+        """The dual-perception mask for this batch, in the form the LLM's
+        attention implementation takes.
+
+        Args:
+            inputs (dict): Batch from ``RefSegDataPreProcessor`` with
+                ``input_ids`` (B, L) and ``attention_mask`` (B, L).
+            backbone (nn.Module): The ``InternVLBackbone``.
+
+        Returns:
+            Tensor | None: (B, 1, L, L) bool (SDPA, FlexAttention) or
+            additive float (eager) mask; None with ``dual_perception=False``.
+        """
+        if not self.dual_perception:
+            return None
+        impl = backbone.hf.config.text_config._attn_implementation
+        if impl and 'flash' in impl:
+            raise ValueError(
+                f'The dual-perception mask cannot be expressed with {impl}; '
+                "build the backbone with attn_implementation='sdpa'.")
+        mask = dual_perception_mask(inputs['input_ids'],
+                                    inputs.get('attention_mask'),
+                                    backbone.image_token_id,
+                                    backbone.seg_token_id)
+        return to_additive_mask(mask, backbone.dtype) if impl == 'eager' \
+            else mask
+
+    # ------------------------------------------------------------ forward
+    def seg_embeddings(self, seg_states: Tensor) -> Tensor:
+        """``[SEG]`` embeddings: P_dec of the chunk mean of P_all(h_seg).
+
+        Args:
+            seg_states (Tensor): Hidden states, shape (Q, C).
+
+        Returns:
+            Tensor: Shape (Q, C).
+        """
+        wide = self.combine_decode_proj_all(seg_states)
+        mean = wide.unflatten(-1, (self.FACTOR**2, self.llm_channels)).mean(-2)
+        return self.combine_decode_proj(mean)
+
+    def forward(self,
+                out: MLLMOutputs,
+                backbone: nn.Module,
+                layouts: Sequence[TileLayout],
+                with_aux: bool = False
+                ) -> Tuple[List[Tensor], Optional[List[Tensor]]]:
+        """Mask logits of every ``[SEG]``, grouped by conversation.
+
+        Args:
+            out (MLLMOutputs): Backbone outputs of the batch.
+            backbone (nn.Module): The ``InternVLBackbone`` (its projector
+                maps the uncompressed branch).
+            layouts (Sequence[TileLayout]): (first tile, rows, cols) of each
+                conversation; see :meth:`tile_layouts`.
+            with_aux (bool): Also compute the auxiliary logits.
+
+        Returns:
+            tuple: ``logits``, a list over conversations of (K_b, 1, 2*H0,
+            2*W0) with K_b the conversation's ``[SEG]`` count and H0 x W0
+            its ViT grid (R*h_v x Cc*w_v); ``aux``, a list of
+            (K_b, 1, H0, W0), or None.
+        """
+        self._check_backbone(backbone)
+        dtype = self.combine_decode_proj[0].weight.dtype
+        c = self.llm_channels
+        # Channels-last tile grids: LLM output / input (n, h1, w1, C).
+        llm_out = out.llm_image_states.permute(0, 2, 3, 1).to(dtype)
+        llm_in = out.image_embeds.permute(0, 2, 3, 1).to(dtype)
+        wide_out = self.combine_decode_proj_all(llm_out)
+        residual = internvl_pixel_unshuffle(
+            wide_out - self.combine_decode_proj_ori(llm_in), self.FACTOR)
+        amplified = internvl_pixel_unshuffle(
+            self.combine_decode_proj_ori(
+                self._uncompressed(out, backbone).to(dtype)), self.FACTOR)
+        aux_feats = internvl_pixel_unshuffle(wide_out, self.FACTOR) \
+            if with_aux else None
+
+        seg_embeds = self.seg_embeddings(out.seg_states.to(dtype))
+        # [SEG] rows are ordered by conversation: sample b owns a run.
+        counts = torch.bincount(out.seg_to_sample,
+                                minlength=len(layouts)).tolist()
+        starts = [sum(counts[:b]) for b in range(len(layouts))]
+        scale = 1.0 / math.sqrt(c)
+        logits: List[Optional[Tensor]] = [None] * len(layouts)
+        aux: List[Optional[Tensor]] = [None] * len(layouts)
+        groups: Dict[Tuple[int, int], List[int]] = {}
+        for b, (_, rows, cols) in enumerate(layouts):
+            groups.setdefault((rows, cols), []).append(b)
+        for (rows, cols), members in groups.items():
+            tiles = [layouts[b][0] + t for b in members
+                     for t in range(rows * cols)]
+            res = self._assemble(residual, tiles, rows, cols)
+            amp = self._assemble(amplified, tiles, rows, cols)
+            res = F.interpolate(
+                res.permute(0, 3, 1, 2), size=amp.shape[1:3],
+                mode='bilinear', align_corners=False).permute(0, 2, 3, 1)
+            refilled = self.combine_decode_proj(amp + res)  # (G, H2, W2, C)
+            # Queries padded to (G, K_max, C): one batched product, and
+            # no per-sample slicing of the large feature maps (each such
+            # slice costs a full-size zero gradient in backward).
+            sizes = [counts[b] for b in members]
+            g_idx = [g for g, k in enumerate(sizes) for _ in range(k)]
+            k_idx = [i for k in sizes for i in range(k)]
+            q_idx = [starts[b] + i for b in members for i in range(counts[b])]
+            padded = seg_embeds.new_zeros(len(members), max(sizes), c)
+            padded = padded.index_put(
+                (torch.as_tensor(g_idx, dtype=torch.long),
+                 torch.as_tensor(k_idx, dtype=torch.long)),
+                seg_embeds[q_idx])
+            maps = [(logits, refilled)]
+            if with_aux:
+                low = self._assemble(aux_feats, tiles, rows, cols)
+                if self.aux_decode_proj:
+                    low = self.combine_decode_proj(low)
+                maps.append((aux, low))
+            for target, feats in maps:
+                dots = torch.bmm(padded, feats.flatten(1, 2).transpose(1, 2))
+                dots = dots.view(*padded.shape[:2], *feats.shape[1:3])
+                picked = dots[g_idx, k_idx].unsqueeze(1) * scale
+                for b, part in zip(members, picked.split(sizes)):
+                    target[b] = part
+        return logits, (aux if with_aux else None)
+
+    def _uncompressed(self, out: MLLMOutputs, backbone: nn.Module) -> Tensor:
+        """Self-replicated ViT tokens through the projector, (n, hv, wv, C).
+
+        Each pre-shuffle token v becomes [v, v, v, v], as if it were a 2x2
+        block of identical patches, so the projector trained on 2x2-packed
+        inputs maps it at the full ViT resolution.
+        """
+        layer = backbone.hf.config.vision_feature_layer
+        if layer not in out.vit_features:
+            raise KeyError(
+                f'Self1EHead needs the ViT layer the projector reads '
+                f'({layer}); add it to the backbone vit_layers (got '
+                f'{sorted(out.vit_features)}).')
+        vit = out.vit_features[layer]  # (n, C_vit, hv, wv)
+        tokens = vit.permute(0, 2, 3, 1).repeat(1, 1, 1, self.FACTOR**2)
+        projector = backbone.hf.model.multi_modal_projector
+        return projector(tokens.to(backbone.dtype))
+
+    @staticmethod
+    def _assemble(tiles_hwc: Tensor, index: List[int], rows: int,
+                  cols: int) -> Tensor:
+        """Gather row-major tiles into conversation grids.
+
+        Args:
+            tiles_hwc (Tensor): Per-tile maps, shape (n, h, w, C).
+            index (list[int]): Tile indices, G conversations x rows*cols.
+            rows / cols (int): Tile grid.
+
+        Returns:
+            Tensor: Shape (G, rows*h, cols*w, C).
+        """
+        _, h, w, c = tiles_hwc.shape
+        if index == list(range(len(tiles_hwc))):
+            x = tiles_hwc  # the usual case: one tile each, all of them
+        else:
+            x = tiles_hwc.index_select(
+                0, torch.as_tensor(index, device=tiles_hwc.device))
+        if rows == cols == 1:
+            return x
+        x = x.view(-1, rows, cols, h, w, c).transpose(2, 3)
+        return x.reshape(-1, rows * h, cols * w, c)
+
+    def _check_backbone(self, backbone: nn.Module) -> None:
+        if self._checked_backbone:
+            return
+        self._checked_backbone = True
+        if getattr(backbone, 'image_state_offset', 0) != 0:
+            print_log(
+                'Self1EHead expects image_state_offset=0 (image features '
+                'read in place); the backbone shifts them by '
+                f'{backbone.image_state_offset}.', logger='current',
+                level=logging.WARNING)
+        if float(backbone.downsample_ratio) != 1.0 / self.FACTOR:
+            raise ValueError('Self1EHead undoes a pixel shuffle of 0.5; the '
+                             f'backbone uses {backbone.downsample_ratio}.')
+
+    @staticmethod
+    def tile_layouts(data_samples: Sequence[SegDataSample],
+                     out: MLLMOutputs) -> List[TileLayout]:
+        """(first tile, rows, cols) of each conversation.
+
+        The grid comes from the sample's ``tile_grid`` (rows, cols); a
+        trailing global thumbnail (``num_tiles == rows*cols + 1``) is left
+        out of the pixel maps (SELF1E runs without one).
+        """
+        counts = torch.bincount(out.tile_to_sample,
+                                minlength=len(data_samples)).tolist()
+        layouts, first = [], 0
+        for sample, n in zip(data_samples, counts):
+            rows, cols = sample.metainfo.get('tile_grid', (1, 1))
+            if n == 1:
+                rows, cols = 1, 1
+            elif n not in (rows * cols, rows * cols + 1):
+                raise ValueError(
+                    f'{n} tiles do not fit the tile_grid {(rows, cols)} of '
+                    f'{sample.metainfo.get("img_path")}.')
+            layouts.append((first, rows, cols))
+            first += n
+        return layouts
+
+    # --------------------------------------------------------------- loss
+    @staticmethod
+    def _seg_gt_masks(out: MLLMOutputs,
+                      data_samples: Sequence[SegDataSample]) -> List[Tensor]:
+        """GT masks of each conversation's ``[SEG]`` slots, (K_b, H, W)."""
+        owner = out.slot_positions[:, 0]
+        masks = []
+        for b, sample in enumerate(data_samples):
+            slots = torch.nonzero(owner == b).flatten()
+            gt = sample.gt_sem_seg.data
+            if len(slots) != gt.shape[0]:
+                raise ValueError(
+                    f'Sample {sample.metainfo.get("img_path")} has '
+                    f'{gt.shape[0]} expressions but {len(slots)} [SEG] slots '
+                    'in its conversation.')
+            keep = out.slot_is_seg[slots].to(gt.device)
+            masks.append(gt[keep])
+        return masks
+
+    def _target_size(self, size: Tuple[int, int]) -> Tuple[int, int]:
+        h, w = size
+        short = min(h, w)
+        if self.gt_short_side is None or short <= self.gt_short_side:
+            return h, w
+        return (h * self.gt_short_side // short,
+                w * self.gt_short_side // short)
+
+    def loss_mllm(self, out: MLLMOutputs,
+                  data_samples: Sequence[SegDataSample],
+                  backbone: nn.Module) -> Dict[str, Tensor]:
+        """BCE + Dice on the full and auxiliary logits of every ``[SEG]``.
+
+        GT masks (soft after the optional short-side resize) and bilinearly
+        up-sampled logits meet at the GT's aspect ratio; losses are summed
+        over masks and divided by :attr:`loss_normalizer`.
+
+        Returns:
+            dict[str, Tensor]: One scalar per loss name, plus the same names
+            with ``_aux`` when ``aux_loss_weight`` > 0.
+        """
+        names = list(self.loss_mask)
+        if self.aux_loss_weight:
+            names += [n + self.AUX_SUFFIX for n in self.loss_mask]
+        if len(out.seg_states) == 0:
+            # Keep every head parameter in the graph (DDP).
+            zero = sum(p.sum() * 0. for p in self.parameters())
+            return {name: zero for name in names}
+        with_aux = bool(self.aux_loss_weight)
+        logits, aux = self.forward(out, backbone,
+                                   self.tile_layouts(data_samples, out),
+                                   with_aux=with_aux)
+        gts = self._seg_gt_masks(out, data_samples)
+        # Conversations whose logits and GT share sizes are scored in one
+        # call (see LightMaskDecoderHead.loss_by_feat).
+        groups: Dict[tuple, List[int]] = {}
+        for b, gt in enumerate(gts):
+            if len(gt):
+                key = (tuple(gt.shape[-2:]), tuple(logits[b].shape[-2:]))
+                groups.setdefault(key, []).append(b)
+        totals = {name: 0. for name in names}
+        for (gt_size, _), members in groups.items():
+            size = self._target_size(gt_size)
+            target = torch.cat([gts[b] for b in members]).to(
+                logits[members[0]].device, torch.float32)[:, None]
+            if size != gt_size:
+                target = F.interpolate(target, size=size, mode='bilinear',
+                                       align_corners=False)
+            pairs = [('', logits)]
+            if with_aux:
+                pairs.append((self.AUX_SUFFIX, aux))
+            for suffix, maps in pairs:
+                pred = F.interpolate(
+                    torch.cat([maps[b] for b in members]), size=size,
+                    mode='bilinear', align_corners=False).float()
+                for name, loss in self.loss_mask.items():
+                    # Group mean x group size = sum over its masks.
+                    totals[name + suffix] = totals[name + suffix] + loss(
+                        pred, target) * len(target)
+        num_masks = sum(len(g) for g in gts)
+        norm = len(data_samples) if self.loss_normalizer == 'rows' \
+            else num_masks
+        losses = {}
+        for name in names:
+            weight = self.aux_loss_weight \
+                if name.endswith(self.AUX_SUFFIX) else 1.0
+            losses[name] = totals[name] * (weight / norm)
+        return losses
+
+    # ------------------------------------------------------------ predict
+    @torch.no_grad()
+    def predict_mllm(self, inputs: dict,
+                     data_samples: Sequence[SegDataSample],
+                     backbone: nn.Module,
+                     test_cfg: dict) -> List[SegDataSample]:
+        """Teacher-forced prediction at each image's original size.
+
+        Sets ``seg_logits`` (sigmoid probabilities, (K, H, W)),
+        ``pred_sem_seg`` (probability > ``test_cfg['threshold']``; 0.5 is
+        the original's logit > 0) and ``pred_no_target`` (True only for an
+        expression without a ``[SEG]`` slot).
+        """
+        if test_cfg.get('mode', 'teacher_forced') != 'teacher_forced':
+            raise NotImplementedError(
+                "Self1EHead predicts teacher-forced only (mode="
+                "'teacher_forced'); the original never generates.")
+        out = backbone(
+            pixel_values=inputs['pixel_values'],
+            input_ids=inputs['input_ids'],
+            attention_mask=inputs.get('attention_mask'),
+            num_tiles=inputs.get('num_tiles'),
+            llm_attention_mask=self.llm_attention_mask(inputs, backbone))
+        logits, _ = self.forward(out, backbone,
+                                 self.tile_layouts(data_samples, out))
+        owner = out.slot_positions[:, 0]
+        for b, sample in enumerate(data_samples):
+            slots = torch.nonzero(owner == b).flatten()
+            is_seg = out.slot_is_seg[slots].tolist()
+            h, w = sample.metainfo.get('ori_shape',
+                                      logits[b].shape[-2:])[:2]
+            num_expr = len(sample.metainfo.get('texts', [])) or len(slots)
+            probs = logits[b].new_zeros((num_expr, h, w), dtype=torch.float32)
+            no_target = [True] * num_expr
+            seg_rank = 0
+            for k, seg in enumerate(is_seg[:num_expr]):
+                if not seg:
+                    continue
+                probs[k] = F.interpolate(
+                    logits[b][seg_rank:seg_rank + 1].float(), size=(h, w),
+                    mode='bilinear', align_corners=False)[0, 0].sigmoid()
+                no_target[k] = False
+                seg_rank += 1
+            pred = probs > test_cfg.get('threshold', 0.5)
+            sample.set_data(dict(
+                seg_logits=PixelData(data=probs),
+                pred_sem_seg=PixelData(data=pred.to(torch.uint8))))
+            sample.set_metainfo(dict(pred_no_target=no_target))
+        return list(data_samples)
