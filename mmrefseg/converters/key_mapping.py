@@ -156,8 +156,9 @@ def plan_mapping(source_keys: Iterable[str], rules: Sequence[Rule],
             problems.append(f'{len(missing)} target keys are not filled by '
                             f'the {what}:{_short(missing)}')
         if extra:
+            named = [f'{name} (from {produced[name]})' for name in extra]
             problems.append(f'{len(extra)} converted keys do not exist in '
-                            f'the target model:{_short(extra)}')
+                            f'the target model:{_short(named)}')
     if problems:
         raise KeyCoverageError('Key coverage check failed for the ' + what +
                                ':\n' + '\n'.join(problems))
@@ -177,9 +178,11 @@ def check_shapes(converted: Mapping[str, Tuple[int, ...]],
 
 def mapping_table(rules: Sequence[Rule]) -> str:
     """A Markdown table of the rules (docs and ``--print-mapping``)."""
-    lines = ['| source | target |', '|---|---|']
+    lines = ['| source (regex) | target |', '|---|---|']
     for rule in rules:
-        dest = ', '.join(rule.targets) if rule.targets else \
-            f'(dropped: {rule.reason})'
-        lines.append(f'| `{rule.pattern}` | {dest} |')
+        dest = ', '.join(f'`{t}`' for t in rule.targets) if rule.targets \
+            else f'(dropped: {rule.reason})'
+        # A literal '|' inside a cell would end the Markdown cell.
+        cells = [c.replace('|', '\\|') for c in (rule.pattern, dest)]
+        lines.append(f'| `{cells[0]}` | {cells[1]} |')
     return '\n'.join(lines)

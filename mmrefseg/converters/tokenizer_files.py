@@ -85,12 +85,24 @@ def read_added_tokens(src: str) -> Dict[int, Tuple[str, bool]]:
     return table
 
 
+def require_tokenizer(src: str) -> None:
+    """Raise if ``src`` has neither ``tokenizer.json`` nor a SentencePiece
+    ``tokenizer.model``."""
+    if not any(osp.isfile(osp.join(src, name))
+               for name in ('tokenizer.json', 'tokenizer.model')):
+        raise FileNotFoundError(
+            f'No tokenizer in {src}: expected tokenizer.json or a '
+            'SentencePiece tokenizer.model. Pass --tokenizer-from with the '
+            'base model directory.')
+
+
 def source_token_ids(src: str) -> Dict[str, int]:
     """Ids of the chat tokens (and any registered token) in ``src``.
 
     Also looks inside a SentencePiece ``tokenizer.model`` (InternLM2 keeps
     ``<|im_start|>``/``<|im_end|>`` there as user-defined pieces).
     """
+    require_tokenizer(src)
     ids = {text: idx for idx, (text, _) in read_added_tokens(src).items()}
     spm_path = osp.join(src, 'tokenizer.model')
     if osp.isfile(spm_path):
@@ -147,10 +159,7 @@ def convert_tokenizer(src: str, dst: str, extra_tokens: Sequence[str] = (),
                   encoding='utf-8') as f:
             json.dump(cfg, f, indent=2, ensure_ascii=False)
     else:
-        raise FileNotFoundError(
-            f'No tokenizer in {src}: expected tokenizer.json or a '
-            'SentencePiece tokenizer.model. Pass --tokenizer-from with the '
-            'base model directory.')
+        require_tokenizer(src)
     tokenizer = AutoTokenizer.from_pretrained(dst, trust_remote_code=False)
     check_ids(tokenizer, expected)
     missing = [t for t in extra_tokens if t not in tokenizer.get_vocab()]

@@ -173,9 +173,11 @@ class ShardedSafetensorsWriter:
     def add(self, key: str, tensor: torch.Tensor) -> None:
         if key in self.keys:
             raise KeyError(f'{key} written twice')
-        # Own storage: views (e.g. slices of a packed qkv) may not share
-        # memory inside a safetensors file.
-        tensor = tensor.detach().contiguous().clone()
+        tensor = tensor.detach().contiguous()
+        if tensor._base is not None:
+            # A view (e.g. a slice of a packed qkv): safetensors refuses
+            # tensors that share memory, and it would pin the whole base.
+            tensor = tensor.clone()
         nbytes = tensor.numel() * tensor.element_size()
         if self._buffer and self._buffer_bytes + nbytes > \
                 self.max_shard_bytes:

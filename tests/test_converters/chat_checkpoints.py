@@ -60,10 +60,10 @@ def write_spm_model(path: str, pieces: List[Tuple[str, float, int]],
         f.write(blob)
 
 
-SPM_WORDS = ['▁', 'a', 'c', 'e', 'g', 'm', 'n', 'o', 'r', 's', 't', 'h', 'i', 'u', 'y',
-             'se', 'eg', '▁s', '▁t', 'th', 'the', '▁the', 'me', 'nt', 'en',
-             'seg', '▁seg', 'ment', '▁segment', 'er', '▁us', '▁user', 'us',
-             'ser', '\n']
+SPM_WORDS = ['▁', 'a', 'c', 'e', 'g', 'm', 'n', 'o', 'r', 's', 't', 'h', 'i',
+             'u', 'y', 'se', 'eg', '▁s', '▁t', 'th', 'the', '▁the', 'me',
+             'nt', 'en', 'seg', '▁seg', 'ment', '▁segment', 'er', '▁us',
+             '▁user', 'us', 'ser', '\n']
 
 
 def internlm2_tokenizer_files(root: str,

@@ -19,8 +19,8 @@ from reference_internvl_chat import chat_logits
 from transformers import AutoTokenizer, InternVLForConditionalGeneration
 
 from mmrefseg.converters import KeyCoverageError, UnsafeWeightsError
-from mmrefseg.converters.internvl_chat import (convert_internvl_chat,
-                                               unpack_internlm2_wqkv)
+from mmrefseg.converters.internvl_chat import convert_internvl_chat
+from mmrefseg.converters.internvl_rules import unpack_internlm2_wqkv
 
 QUIET = dict(log=lambda msg: None)
 
