@@ -253,6 +253,19 @@ class InternVLBackbone(BaseModule):
     def lm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.hf.lm_head(hidden)
 
+    def project(self, features: torch.Tensor) -> torch.Tensor:
+        """The vision-to-LLM projector on [..., 4 * C_vit] features.
+
+        Inputs are cast to the projector's dtype: a trainable projector keeps
+        float32 master weights while the frozen ViT runs in bf16, and
+        evaluation runs without autocast.
+
+        Returns:
+            Tensor: [..., C_llm] in the projector's dtype.
+        """
+        projector = self.hf.model.multi_modal_projector
+        return projector(features.to(projector.linear_1.weight.dtype))
+
     # --------------------------------------------------------------- forward
     def extract_vision(self, pixel_values: torch.Tensor):
         """Run the ViT once and project to LLM space.
@@ -296,7 +309,7 @@ class InternVLBackbone(BaseModule):
         grid = proj_in[:, 1:].reshape(n, side, side, c_vit)
         shuffled = self.hf.model.pixel_shuffle(
             grid, scale_factor=cfg.downsample_ratio)
-        image_embeds = self.hf.model.multi_modal_projector(
+        image_embeds = self.project(
             shuffled.reshape(n, -1, shuffled.shape[-1]))
         vit_features = {}
         for idx in self.vit_layers:

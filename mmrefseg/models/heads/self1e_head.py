@@ -100,14 +100,17 @@ class Self1EHead(BaseModule):
     """
 
     DEFAULT_LOSS_MASK = dict(
-        loss_bce=dict(
-            type='mmdet.CrossEntropyLoss', use_sigmoid=True,
-            loss_weight=2.0),
+        loss_bce=dict(type='mmdet.CrossEntropyLoss',
+                      use_sigmoid=True,
+                      loss_weight=2.0),
         # The original dice divides every sum by 1000 and adds 1e-6, i.e.
         # eps = 1e-3 on the plain sums.
-        loss_dice=dict(
-            type='mmdet.DiceLoss', use_sigmoid=True, activate=True,
-            naive_dice=True, eps=1e-3, loss_weight=0.5),
+        loss_dice=dict(type='mmdet.DiceLoss',
+                       use_sigmoid=True,
+                       activate=True,
+                       naive_dice=True,
+                       eps=1e-3,
+                       loss_weight=0.5),
     )
     #: Sub-pixels per side undone by PU (InternVL's downsample_ratio 0.5).
     FACTOR = 2
@@ -132,8 +135,10 @@ class Self1EHead(BaseModule):
         self.combine_decode_proj_all = self._mlp(c, wide)
         self.combine_decode_proj_ori = self._mlp(c, wide)
         loss_mask = self.DEFAULT_LOSS_MASK if loss_mask is None else loss_mask
-        self.loss_mask = nn.ModuleDict(
-            {name: MODELS.build(cfg) for name, cfg in loss_mask.items()})
+        self.loss_mask = nn.ModuleDict({
+            name: MODELS.build(cfg)
+            for name, cfg in loss_mask.items()
+        })
         self.aux_loss_weight = aux_loss_weight
         self.aux_decode_proj = aux_decode_proj
         self.gt_short_side = gt_short_side
@@ -144,8 +149,8 @@ class Self1EHead(BaseModule):
     @staticmethod
     def _mlp(c_in: int, c_out: int) -> nn.Sequential:
         # Index 0 / 2 are the released Linear keys; 1 is the exact GELU.
-        return nn.Sequential(
-            nn.Linear(c_in, c_in), nn.GELU(), nn.Linear(c_in, c_out))
+        return nn.Sequential(nn.Linear(c_in, c_in), nn.GELU(),
+                             nn.Linear(c_in, c_out))
 
     def init_weights(self) -> None:
         """Xavier-normal weights and zero biases.
@@ -206,12 +211,13 @@ class Self1EHead(BaseModule):
         mean = wide.unflatten(-1, (self.FACTOR**2, self.llm_channels)).mean(-2)
         return self.combine_decode_proj(mean)
 
-    def forward(self,
-                out: MLLMOutputs,
-                backbone: nn.Module,
-                layouts: Sequence[TileLayout],
-                with_aux: bool = False
-                ) -> Tuple[List[Tensor], Optional[List[Tensor]]]:
+    def forward(
+            self,
+            out: MLLMOutputs,
+            backbone: nn.Module,
+            layouts: Sequence[TileLayout],
+            with_aux: bool = False
+    ) -> Tuple[List[Tensor], Optional[List[Tensor]]]:
         """Mask logits of every ``[SEG]``, grouped by conversation.
 
         Args:
@@ -255,13 +261,15 @@ class Self1EHead(BaseModule):
         for b, (_, rows, cols) in enumerate(layouts):
             groups.setdefault((rows, cols), []).append(b)
         for (rows, cols), members in groups.items():
-            tiles = [layouts[b][0] + t for b in members
-                     for t in range(rows * cols)]
+            tiles = [
+                layouts[b][0] + t for b in members for t in range(rows * cols)
+            ]
             res = self._assemble(residual, tiles, rows, cols)
             amp = self._assemble(amplified, tiles, rows, cols)
-            res = F.interpolate(
-                res.permute(0, 3, 1, 2), size=amp.shape[1:3],
-                mode='bilinear', align_corners=False).permute(0, 2, 3, 1)
+            res = F.interpolate(res.permute(0, 3, 1, 2),
+                                size=amp.shape[1:3],
+                                mode='bilinear',
+                                align_corners=False).permute(0, 2, 3, 1)
             refilled = self.combine_decode_proj(amp + res)  # (G, H2, W2, C)
             # Queries padded to (G, K_max, C): one batched product, and
             # no per-sample slicing of the large feature maps (each such
@@ -271,10 +279,11 @@ class Self1EHead(BaseModule):
             k_idx = [i for k in sizes for i in range(k)]
             q_idx = [starts[b] + i for b in members for i in range(counts[b])]
             padded = seg_embeds.new_zeros(len(members), max(sizes), c)
-            padded = padded.index_put(
-                (torch.as_tensor(g_idx, dtype=torch.long),
-                 torch.as_tensor(k_idx, dtype=torch.long)),
-                seg_embeds[q_idx])
+            where = (torch.as_tensor(g_idx, device=padded.device,
+                                     dtype=torch.long),
+                     torch.as_tensor(k_idx, device=padded.device,
+                                     dtype=torch.long))
+            padded = padded.index_put(where, seg_embeds[q_idx])
             maps = [(logits, refilled)]
             if with_aux:
                 low = self._assemble(aux_feats, tiles, rows, cols)
@@ -284,7 +293,7 @@ class Self1EHead(BaseModule):
             for target, feats in maps:
                 dots = torch.bmm(padded, feats.flatten(1, 2).transpose(1, 2))
                 dots = dots.view(*padded.shape[:2], *feats.shape[1:3])
-                picked = dots[g_idx, k_idx].unsqueeze(1) * scale
+                picked = dots[where].unsqueeze(1) * scale
                 for b, part in zip(members, picked.split(sizes)):
                     target[b] = part
         return logits, (aux if with_aux else None)
@@ -304,8 +313,7 @@ class Self1EHead(BaseModule):
                 f'{sorted(out.vit_features)}).')
         vit = out.vit_features[layer]  # (n, C_vit, hv, wv)
         tokens = vit.permute(0, 2, 3, 1).repeat(1, 1, 1, self.FACTOR**2)
-        projector = backbone.hf.model.multi_modal_projector
-        return projector(tokens.to(backbone.dtype))
+        return backbone.project(tokens)
 
     @staticmethod
     def _assemble(tiles_hwc: Tensor, index: List[int], rows: int,
@@ -339,7 +347,8 @@ class Self1EHead(BaseModule):
             print_log(
                 'Self1EHead expects image_state_offset=0 (image features '
                 'read in place); the backbone shifts them by '
-                f'{backbone.image_state_offset}.', logger='current',
+                f'{backbone.image_state_offset}.',
+                logger='current',
                 level=logging.WARNING)
         if float(backbone.downsample_ratio) != 1.0 / self.FACTOR:
             raise ValueError('Self1EHead undoes a pixel shuffle of 0.5; the '
@@ -417,7 +426,8 @@ class Self1EHead(BaseModule):
             zero = sum(p.sum() * 0. for p in self.parameters())
             return {name: zero for name in names}
         with_aux = bool(self.aux_loss_weight)
-        logits, aux = self.forward(out, backbone,
+        logits, aux = self.forward(out,
+                                   backbone,
                                    self.tile_layouts(data_samples, out),
                                    with_aux=with_aux)
         gts = self._seg_gt_masks(out, data_samples)
@@ -431,18 +441,22 @@ class Self1EHead(BaseModule):
         totals = {name: 0. for name in names}
         for (gt_size, _), members in groups.items():
             size = self._target_size(gt_size)
-            target = torch.cat([gts[b] for b in members]).to(
-                logits[members[0]].device, torch.float32)[:, None]
+            target = torch.cat([gts[b] for b in members
+                                ]).to(logits[members[0]].device,
+                                      torch.float32)[:, None]
             if size != gt_size:
-                target = F.interpolate(target, size=size, mode='bilinear',
+                target = F.interpolate(target,
+                                       size=size,
+                                       mode='bilinear',
                                        align_corners=False)
             pairs = [('', logits)]
             if with_aux:
                 pairs.append((self.AUX_SUFFIX, aux))
             for suffix, maps in pairs:
-                pred = F.interpolate(
-                    torch.cat([maps[b] for b in members]), size=size,
-                    mode='bilinear', align_corners=False).float()
+                pred = F.interpolate(torch.cat([maps[b] for b in members]),
+                                     size=size,
+                                     mode='bilinear',
+                                     align_corners=False).float()
                 for name, loss in self.loss_mask.items():
                     # Group mean x group size = sum over its masks.
                     totals[name + suffix] = totals[name + suffix] + loss(
@@ -459,50 +473,50 @@ class Self1EHead(BaseModule):
 
     # ------------------------------------------------------------ predict
     @torch.no_grad()
-    def predict_mllm(self, inputs: dict,
-                     data_samples: Sequence[SegDataSample],
+    def predict_mllm(self, inputs: dict, data_samples: Sequence[SegDataSample],
                      backbone: nn.Module,
                      test_cfg: dict) -> List[SegDataSample]:
         """Teacher-forced prediction at each image's original size.
 
         Sets ``seg_logits`` (sigmoid probabilities, (K, H, W)),
         ``pred_sem_seg`` (probability > ``test_cfg['threshold']``; 0.5 is
-        the original's logit > 0) and ``pred_no_target`` (True only for an
-        expression without a ``[SEG]`` slot).
+        the original's logit > 0) and ``pred_no_target``: SELF1E has no
+        no-target token, so an empty mask (or an expression without a
+        ``[SEG]`` slot) is its "no target" answer.
         """
         if test_cfg.get('mode', 'teacher_forced') != 'teacher_forced':
             raise NotImplementedError(
                 "Self1EHead predicts teacher-forced only (mode="
                 "'teacher_forced'); the original never generates.")
-        out = backbone(
-            pixel_values=inputs['pixel_values'],
-            input_ids=inputs['input_ids'],
-            attention_mask=inputs.get('attention_mask'),
-            num_tiles=inputs.get('num_tiles'),
-            llm_attention_mask=self.llm_attention_mask(inputs, backbone))
+        out = backbone(pixel_values=inputs['pixel_values'],
+                       input_ids=inputs['input_ids'],
+                       attention_mask=inputs.get('attention_mask'),
+                       num_tiles=inputs.get('num_tiles'),
+                       llm_attention_mask=self.llm_attention_mask(
+                           inputs, backbone))
         logits, _ = self.forward(out, backbone,
                                  self.tile_layouts(data_samples, out))
         owner = out.slot_positions[:, 0]
         for b, sample in enumerate(data_samples):
             slots = torch.nonzero(owner == b).flatten()
             is_seg = out.slot_is_seg[slots].tolist()
-            h, w = sample.metainfo.get('ori_shape',
-                                      logits[b].shape[-2:])[:2]
+            h, w = sample.metainfo.get('ori_shape', logits[b].shape[-2:])[:2]
             num_expr = len(sample.metainfo.get('texts', [])) or len(slots)
             probs = logits[b].new_zeros((num_expr, h, w), dtype=torch.float32)
-            no_target = [True] * num_expr
             seg_rank = 0
             for k, seg in enumerate(is_seg[:num_expr]):
                 if not seg:
                     continue
-                probs[k] = F.interpolate(
-                    logits[b][seg_rank:seg_rank + 1].float(), size=(h, w),
-                    mode='bilinear', align_corners=False)[0, 0].sigmoid()
-                no_target[k] = False
+                probs[k] = F.interpolate(logits[b][seg_rank:seg_rank +
+                                                   1].float(),
+                                         size=(h, w),
+                                         mode='bilinear',
+                                         align_corners=False)[0, 0].sigmoid()
                 seg_rank += 1
             pred = probs > test_cfg.get('threshold', 0.5)
-            sample.set_data(dict(
-                seg_logits=PixelData(data=probs),
-                pred_sem_seg=PixelData(data=pred.to(torch.uint8))))
+            no_target = (~pred.flatten(1).any(1)).tolist()
+            sample.set_data(
+                dict(seg_logits=PixelData(data=probs),
+                     pred_sem_seg=PixelData(data=pred.to(torch.uint8))))
             sample.set_metainfo(dict(pred_no_target=no_target))
         return list(data_samples)

@@ -8,6 +8,7 @@ from mmengine.model import BaseModule
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 from torch import Tensor
+from transformers import StoppingCriteria, StoppingCriteriaList
 
 from mmrefseg.codecs.rrle import BACKGROUND, DecodeResult, decode_answer
 from mmrefseg.registry import MODELS
@@ -37,6 +38,34 @@ def _stop_token_ids(tokenizer) -> List[int]:
     except KeyError:
         pass
     return sorted(i for i in ids if i is not None and i >= 0)
+
+
+class LineBudget(StoppingCriteria):
+    """Stop a sequence once its new text holds ``max_lines`` line breaks.
+
+    A well-formed answer has ``h + 1`` of them (the sentence before
+    ``<seg>``, then one per row); past that only ``</seg>`` may follow, so
+    a model that keeps writing rows is cut there instead of running to
+    ``max_new_tokens``. Rows beyond ``h`` would be dropped by the decoder
+    anyway.
+
+    Args:
+        newlines (Tensor): [V] line breaks in each token's text.
+        prompt_length (int): Width of the (left-padded) prompt.
+        max_lines (int): Line breaks that end a sequence.
+    """
+
+    def __init__(self, newlines: Tensor, prompt_length: int,
+                 max_lines: int) -> None:
+        self.newlines = newlines
+        self.prompt_length = prompt_length
+        self.max_lines = max_lines
+
+    def __call__(self, input_ids: Tensor, scores=None, **kwargs) -> Tensor:
+        new = input_ids[:, self.prompt_length:]
+        table = self.newlines.to(new.device)
+        counts = table[new.clamp(max=len(table) - 1)].sum(dim=1)
+        return counts >= self.max_lines
 
 
 @MODELS.register_module()
@@ -73,6 +102,9 @@ class Text4SegHead(BaseModule):
             Defaults to 'nearest'.
         refiner (dict, optional): ``SamMaskRefiner`` config. The image is
             read from the sample's ``img_path``. Defaults to None.
+        max_lines (int, optional): Stop a sequence at this many line breaks
+            (see :class:`LineBudget`); None means ``h + 2``, one more than a
+            complete answer has, 0 disables it. Defaults to None.
         generation_kwargs (dict, optional): Extra ``generate`` arguments
             (e.g. ``repetition_penalty``); greedy by default.
         init_cfg (dict, optional): MMEngine init config.
@@ -85,6 +117,7 @@ class Text4SegHead(BaseModule):
                  strict_label: bool = False,
                  upsample_mode: str = 'nearest',
                  refiner: Optional[dict] = None,
+                 max_lines: Optional[int] = None,
                  generation_kwargs: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
@@ -96,7 +129,10 @@ class Text4SegHead(BaseModule):
         self.background = background
         self.strict_label = strict_label
         self.upsample_mode = upsample_mode
+        self.max_lines = self.grid_hw[0] + 2 if max_lines is None \
+            else int(max_lines)
         self.generation_kwargs = dict(generation_kwargs or {})
+        self._newlines: Dict[int, Tensor] = {}
         # A plain attribute, not a submodule: SAM stays out of state_dict.
         self.refiner: Optional[SamMaskRefiner] = None
         if refiner is not None:
@@ -151,6 +187,11 @@ class Text4SegHead(BaseModule):
         stop_ids = _stop_token_ids(tokenizer)
         gen_kwargs = dict(max_new_tokens=self.max_new_tokens,
                           eos_token_id=stop_ids)
+        if self.max_lines > 0:
+            gen_kwargs['stopping_criteria'] = StoppingCriteriaList([
+                LineBudget(self._newline_table(tokenizer), left.shape[1],
+                           self.max_lines)
+            ])
         gen_kwargs.update(self.generation_kwargs)
         new_tokens = backbone.generate(inputs['pixel_values'], left,
                                        left_mask, **gen_kwargs)
@@ -158,8 +199,19 @@ class Text4SegHead(BaseModule):
         for row in new_tokens.tolist():
             ends = [k for k, t in enumerate(row) if t in stop_ids]
             row = row[:ends[0]] if ends else row
+            # Sequences that finished early are padded to the batch's end.
+            row = [t for t in row if t != pad]
             texts.append(tokenizer.decode(row, skip_special_tokens=True))
         return texts
+
+    def _newline_table(self, tokenizer) -> Tensor:
+        """[V] line breaks in each token's text, computed once."""
+        key = id(tokenizer)
+        if key not in self._newlines:
+            texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
+            self._newlines[key] = torch.tensor(
+                [t.count('\n') for t in texts], dtype=torch.long)
+        return self._newlines[key]
 
     def decode_texts(self, texts: Sequence[str],
                      expressions: Optional[Sequence[str]] = None

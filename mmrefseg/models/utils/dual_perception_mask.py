@@ -22,10 +22,8 @@ import torch
 from torch import Tensor
 
 
-def dual_perception_mask(input_ids: Tensor,
-                         attention_mask: Optional[Tensor],
-                         image_token_id: int,
-                         seg_token_id: int) -> Tensor:
+def dual_perception_mask(input_ids: Tensor, attention_mask: Optional[Tensor],
+                         image_token_id: int, seg_token_id: int) -> Tensor:
     """Build the boolean [B, 1, L, L] mask (True = may attend).
 
     Works for left and right padding alike: padding is read from

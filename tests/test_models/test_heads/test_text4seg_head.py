@@ -1,0 +1,231 @@
+# Copyright (c) mmrefseg contributors.
+"""Text4SegHead inside RefSegmentor on the synthetic dataset."""
+import numpy as np
+import pytest
+import torch
+from mmengine.dataset import pseudo_collate
+
+from mmrefseg.codecs.rrle import build_answer
+from mmrefseg.models.heads import Text4SegHead
+from mmrefseg.models.heads.text4seg_head import LineBudget
+from mmrefseg.registry import DATASETS, MODELS
+
+TOK = dict(type='tiny_bpe', vocab_size=1024)
+NUM_IMAGE_TOKENS = 4  # 56 px tiles, patch 14, pixel shuffle 0.5
+GRID = 8
+
+
+def _pipeline(test_mode: bool):
+    return [
+        dict(type='LoadRefImage'),
+        dict(type='LoadRefMasks'),
+        dict(type='InternVLImageTransform', image_size=56),
+        dict(type='Text4SegAnswer', grid_size=GRID, test_mode=test_mode),
+        dict(type='BuildConversation', tokenizer=TOK,
+             num_image_tokens=NUM_IMAGE_TOKENS, prompt_style='answer',
+             extra_special_tokens=(), test_mode=test_mode),
+        dict(type='PackRefSegInputs'),
+    ]
+
+
+def _dataset(root, split, test_mode, **kw):
+    return DATASETS.build(
+        dict(type='RefCOCODataset', data_root=root,
+             dataset_name='synthrefcoco', split=split, test_mode=test_mode,
+             data_prefix=dict(img_path='images/synthetic'),
+             pipeline=_pipeline(test_mode), **kw))
+
+
+@pytest.fixture
+def model(tiny_backbone_cfg):
+    torch.manual_seed(0)
+    return MODELS.build(dict(
+        type='RefSegmentor',
+        data_preprocessor=dict(type='RefSegDataPreProcessor'),
+        backbone=dict(tiny_backbone_cfg, extra_special_tokens=()),
+        decode_head=dict(type='Text4SegHead', grid_size=GRID,
+                         max_new_tokens=12)))
+
+
+def _stub_generation(model, answers):
+    """Make the backbone 'generate' the given answers (+ end of turn)."""
+    tok = model.backbone.tokenizer
+    end = tok.convert_tokens_to_ids('<|im_end|>')
+    rows = [tok(a, add_special_tokens=False).input_ids + [end, 7, 7]
+            for a in answers]
+    length = max(len(r) for r in rows)
+    new = torch.full((len(rows), length), tok.pad_token_id)
+    for i, r in enumerate(rows):
+        new[i, :len(r)] = torch.tensor(r)
+    calls = []
+
+    def generate(pixel_values, input_ids, attention_mask, **kwargs):
+        calls.append(dict(input_ids=input_ids, mask=attention_mask,
+                          kwargs=kwargs))
+        return new
+
+    model.backbone.generate = generate
+    return calls
+
+
+def test_training_is_next_token_loss_on_the_answer(model, synthetic_root):
+    train = _dataset(synthetic_root, 'train', False,
+                     max_expressions_per_sample=2)
+    batch = pseudo_collate([train[i] for i in range(2)])
+    data = model.data_preprocessor(batch, True)
+    for sample in data['data_samples']:
+        assert sample.gt_sem_seg.data.shape[0] == 1  # one expression kept
+    losses = model(**data, mode='loss')
+    assert set(losses) == {'loss_lm'}
+    assert torch.isfinite(losses['loss_lm'])
+    # A few steps on one batch: the answer is learnable, the loss falls.
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    first = None
+    for _ in range(6):
+        loss = model(**data, mode='loss')['loss_lm']
+        first = float(loss) if first is None else first
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(loss) < 0.8 * first
+
+
+def test_predict_end_to_end_generates_and_parses(model, synthetic_root):
+    model.eval()
+    val = _dataset(synthetic_root, 'val', True)
+    samples = [val[i] for i in range(2)]
+    data = model.data_preprocessor(pseudo_collate(samples), False)
+    with torch.no_grad():
+        preds = model(**data, mode='predict')
+    for pred, sample in zip(preds, samples):
+        gt = sample['data_samples'].gt_sem_seg.data
+        assert pred.pred_sem_seg.data.shape == gt.shape  # [1, H, W]
+        assert pred.pred_sem_seg.data.dtype == torch.uint8
+        meta = pred.metainfo
+        assert len(meta['generated_text']) == 1
+        assert isinstance(meta['generated_text'][0], str)
+        assert len(meta['parse_status']) == 1
+        # 12 random tokens are no answer: the parser says what went wrong.
+        assert meta['parse_status'][0] != 'ok'
+        assert meta['pred_no_target'] == [
+            not bool(pred.pred_sem_seg.data.any())]
+
+
+def test_predict_paints_the_parsed_grid(model, synthetic_root):
+    model.eval()
+    val = _dataset(synthetic_root, 'val', True)
+    samples = [val[0], val[1]]
+    grid = np.zeros((GRID, GRID), bool)
+    grid[2:5, 1:3] = True
+    text = samples[0]['data_samples'].metainfo['texts'][0]
+    answers = [build_answer(text, grid), build_answer('x', grid * False)]
+    calls = _stub_generation(model, answers)
+    data = model.data_preprocessor(pseudo_collate(samples), False)
+    with torch.no_grad():
+        preds = model(**data, mode='predict')
+    # Prompts are handed over left-padded and without the GT answer.
+    ids, mask = calls[0]['input_ids'], calls[0]['mask']
+    for b, sample in enumerate(samples):
+        n = sample['inputs']['prompt_length']
+        assert torch.equal(ids[b, ids.shape[1] - n:],
+                           sample['inputs']['input_ids'][:n])
+        assert int(mask[b].sum()) == n
+    assert calls[0]['kwargs']['max_new_tokens'] == 12
+
+    h, w = preds[0].metainfo['ori_shape']
+    expected = torch.nn.functional.interpolate(
+        torch.from_numpy(grid).float()[None, None], size=(h, w),
+        mode='nearest')[0, 0].to(torch.uint8)
+    assert torch.equal(preds[0].pred_sem_seg.data[0], expected)
+    assert preds[0].metainfo['parse_status'] == ['ok']
+    assert preds[0].metainfo['pred_no_target'] == [False]
+    assert preds[0].metainfo['generated_text'] == [answers[0]]
+    # An all-'others' answer is a no-target prediction.
+    assert not preds[1].pred_sem_seg.data.any()
+    assert preds[1].metainfo['pred_no_target'] == [True]
+    assert preds[1].metainfo['parse_status'] == ['ok']
+
+
+def test_broken_answers_are_repaired_and_reported(model, synthetic_root):
+    model.eval()
+    val = _dataset(synthetic_root, 'val', True)
+    # Truncated in row 3, never closed.
+    cut = "Sure:\n<seg>others *8\n others *8\n others *3| dog *5\n oth"
+    _stub_generation(model, [cut, 'no mask here'])
+    data = model.data_preprocessor(pseudo_collate([val[0], val[1]]), False)
+    with torch.no_grad():
+        preds = model(**data, mode='predict')
+    assert preds[0].metainfo['parse_status'] == ['truncated']
+    assert preds[0].metainfo['pred_no_target'] == [False]
+    assert preds[1].metainfo['parse_status'] == ['no_seg_tag']
+    assert preds[1].metainfo['pred_no_target'] == [True]
+
+
+def test_batched_generation_matches_one_by_one(model, synthetic_root):
+    model.eval()
+    val = _dataset(synthetic_root, 'val', True)
+    samples = [val[i] for i in range(3)]
+    lengths = {int(s['inputs']['prompt_length']) for s in samples}
+    assert len(lengths) > 1  # left padding is exercised
+    head = model.decode_head
+    head.max_new_tokens = 6
+    batch = model.data_preprocessor(pseudo_collate(samples), False)
+    together = head.generate_texts(batch['inputs'], model.backbone)
+    alone = [
+        head.generate_texts(
+            model.data_preprocessor(pseudo_collate([s]), False)['inputs'],
+            model.backbone)[0] for s in samples
+    ]
+    assert together == alone
+
+
+def test_grid_upsampling_on_non_square_images():
+    head = Text4SegHead(grid_size=(2, 3))
+    grid = torch.tensor([[1, 0, 0], [0, 0, 1]], dtype=torch.bool)
+    mask = head.grid_to_mask(grid, (4, 7))
+    # Legacy nearest: source index floor(dst * in / out).
+    cols = [int(np.floor(x * 3 / 7)) for x in range(7)]
+    expected = torch.stack([grid[y // 2, cols] for y in range(4)])
+    assert torch.equal(mask, expected)
+    bilinear = Text4SegHead(grid_size=(2, 3), upsample_mode='bilinear')
+    assert bilinear.grid_to_mask(grid, (4, 7)).shape == (4, 7)
+    with pytest.raises(ValueError, match='upsample_mode'):
+        Text4SegHead(upsample_mode='bicubic')
+
+
+def test_one_expression_per_conversation(model, synthetic_root):
+    model.eval()
+    val = _dataset(synthetic_root, 'val', True)
+    sample = val[0]
+    sample['data_samples'].set_metainfo(dict(texts=['a', 'b']))
+    _stub_generation(model, ['x'])
+    data = model.data_preprocessor(pseudo_collate([sample]), False)
+    with pytest.raises(ValueError, match='one expression'):
+        model(**data, mode='predict')
+
+
+def test_strict_label_keeps_only_the_query():
+    head = Text4SegHead(grid_size=(1, 4), strict_label=True)
+    text = '<seg>red *1| blue *2| others *1\n</seg>'
+    result = head.decode_texts([text], ['blue'])[0]
+    assert result.grid.tolist() == [[False, True, True, False]]
+    assert 'unknown_label' in result.repairs
+    loose = Text4SegHead(grid_size=(1, 4)).decode_texts([text], ['blue'])[0]
+    assert loose.grid.tolist() == [[True, True, True, False]]
+
+
+def test_line_budget_stops_runaway_rows(model, synthetic_root):
+    table = torch.tensor([0, 1, 2, 0])  # line breaks of tokens 0..3
+    budget = LineBudget(table, prompt_length=2, max_lines=3)
+    ids = torch.tensor([[1, 1, 1, 0, 1], [2, 2, 2, 1, 0], [3, 3, 0, 0, 0]])
+    assert budget(ids).tolist() == [False, True, False]
+    # With the real (untrained) model no answer runs past h + 2 lines.
+    model.eval()
+    head = model.decode_head
+    head.max_new_tokens, head.max_lines = 40, 3
+    assert head._newline_table(model.backbone.tokenizer)[
+        model.backbone.tokenizer('\n others').input_ids[0]] == 1
+    val = _dataset(synthetic_root, 'val', True)
+    data = model.data_preprocessor(pseudo_collate([val[0], val[1]]), False)
+    for text in head.generate_texts(data['inputs'], model.backbone):
+        assert text.count('\n') <= 3
