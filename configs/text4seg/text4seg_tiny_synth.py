@@ -2,14 +2,20 @@
 # synthetic REFER dataset: the model answers with a 16x16 grid of semantic
 # descriptors in R-RLE text; no mask decoder, only the next-token loss.
 #
+#   python benchmarks/grounding_curve.py \
+#       configs/text4seg/text4seg_tiny_synth.py
+#
 # Grid choice: the 224 px tile has 16x16 ViT patches (8x8 LLM tokens after
-# pixel shuffle), so a 16x16 grid gives one cell per 14 px patch. On the
-# synthetic val masks the grid itself caps cIoU (GT -> grid -> nearest
-# upsample vs GT) at 51.4 (8x8), 69.3 (16x16), 77.9 (24x24); 8x8 cannot reach
-# the 60 target at all. Answers grow with the grid (R-RLE, tiny tokenizer:
-# 45 / 110 / 171 tokens on average), and so do the training sequence
-# (~75 prompt tokens + answer) and the generation time at evaluation; 16x16
-# is the smallest grid that leaves room above 60.
+# pixel shuffle), so a 16x16 grid gives one cell per 14 px patch. The grid
+# itself caps cIoU on the first 600 synthetic val expressions (GT -> grid ->
+# nearest upsample, vs GT): 51.4 at 8x8, 62.6 at 12x12, 69.3 at 16x16, 77.9 at
+# 24x24, so 8x8 cannot reach 60 at all. The cost grows with the grid: mean
+# R-RLE descriptor tokens 45 / 80 / 110 / 172 (tiny tokenizer), i.e.
+# training sequences of 163 / 197 / 228 / 288 tokens on average (64 of them
+# image tokens) and answers of 70 / 105 / 135 / 195 tokens, each one
+# generation step at evaluation (max 170 at 16x16). 16x16 is
+# the cheapest grid that leaves real room above 60, and the grid the paper
+# uses.
 _base_ = [
     '../_base_/default_runtime.py', '../_base_/datasets/synthetic_refer.py'
 ]
@@ -45,8 +51,10 @@ model = dict(
         extra_special_tokens=special_tokens,
         # Trained from scratch: nothing is frozen.
         freeze_vit=False, freeze_projector=False, freeze_llm=False),
+    # The longest val answer is 170 tokens; generation also stops after
+    # grid_size + 2 lines (a model that keeps writing rows).
     decode_head=dict(type='Text4SegHead', grid_size=grid_size,
-                     max_new_tokens=400),
+                     max_new_tokens=256),
     lm_loss_weight=1.0)
 
 answer = dict(type='Text4SegAnswer', grid_size=grid_size)
@@ -70,8 +78,9 @@ test_pipeline = [
     dict(conversation, test_mode=True),
     dict(type='PackRefSegInputs'),
 ]
+# One expression per conversation, as the reference trains.
 train_dataloader = dict(
-    batch_size=16, num_workers=1, persistent_workers=True,
+    batch_size=8, num_workers=1, persistent_workers=True,
     sampler=dict(type='InfiniteSampler', shuffle=True),
     collate_fn=dict(type='pseudo_collate'),
     dataset=dict(
@@ -92,7 +101,9 @@ test_dataloader = val_dataloader
 val_evaluator = dict(type='RefSegMetric')
 test_evaluator = val_evaluator
 
-max_iters = 3000
+# From scratch a tiny LM wants many small steps: batch 8 at lr 1e-3.
+max_iters = 4000
+warmup_iters = 50
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.98),
@@ -100,9 +111,9 @@ optim_wrapper = dict(
     clip_grad=dict(max_norm=1.0))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
-         end=100),
-    dict(type='CosineAnnealingLR', by_epoch=False, begin=100, end=max_iters,
-         eta_min=1e-5),
+         end=warmup_iters),
+    dict(type='CosineAnnealingLR', by_epoch=False, begin=warmup_iters,
+         end=max_iters, eta_min=1e-5),
 ]
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,
                  val_interval=1000)

@@ -106,7 +106,9 @@ class BuildConversation(BaseTransform):
         reject_no_target (bool): write ``[REJ]`` for no-target expressions.
             Defaults to True in training and False at test, where the answer
             is teacher-forced with ``[SEG]`` and the model's decision is read
-            from its logits.
+            from its logits. True at test writes the ground-truth ``[REJ]``
+            (MLLMSeg's GRES protocol, with the segmentor's
+            ``test_cfg.rej_decision='argmax_teacher_forced'``).
         max_length (int): conversations longer than this raise an error
             naming the sample.
         test_mode (bool): evaluation pipeline.

@@ -20,7 +20,7 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 
 from mmrefseg.codecs.rrle import (BACKGROUND, CLASS_PLACEHOLDER,
-                                  build_answer, mask_to_grid)
+                                  build_answer, mask_to_grid, sanitize_label)
 from mmrefseg.registry import TRANSFORMS
 
 # QUESTION_PARTIAL / ANSWER_PARTIAL of the reference data scripts, verbatim
@@ -83,7 +83,8 @@ class Text4SegAnswer(BaseTransform):
     Follow with ``BuildConversation(prompt_style='answer')``, which tokenises
     ``question`` and ``answer``.
 
-    Required keys: ``gt_masks`` (K, H, W), ``texts`` (K).
+    Required keys: ``texts`` (K), ``gt_masks`` (K, H, W; without it, e.g.
+    at inference, the answer is only the sentence before ``<seg>``).
     Modified keys (K > 1, training): ``gt_masks``, ``gt_bboxes``,
     ``no_target``, ``texts``, ``ref_ids``, ``sent_ids``, ``expressions``.
     Added keys: ``question`` (str), ``answer`` (str), ``answer_grid``
@@ -132,8 +133,9 @@ class Text4SegAnswer(BaseTransform):
             return
         if num == 0 or self.test_mode:
             raise ValueError(
-                f'Text4SegAnswer needs one expression per test sample, got '
-                f"{num} for image {results.get('img_path')}")
+                'Text4SegAnswer needs one expression per test sample and at '
+                f"least one in training, got {num} for image "
+                f"{results.get('img_path')}")
         k = np.random.randint(num)
         for key in _PER_EXPRESSION_KEYS:
             if key in results:
@@ -161,8 +163,14 @@ class Text4SegAnswer(BaseTransform):
         else:
             question, answer = self.question_templates[0], \
                 self.answer_templates[0]
-        grid = mask_to_grid(results['gt_masks'][0], self.grid_hw)
         results['question'] = question.replace(CLASS_PLACEHOLDER, expression)
+        if 'gt_masks' not in results:
+            # Inference without ground truth: only the prompt matters, the
+            # answer is generated.
+            results['answer'] = answer.replace(
+                CLASS_PLACEHOLDER, sanitize_label(expression, self.background))
+            return results
+        grid = mask_to_grid(results['gt_masks'][0], self.grid_hw)
         results['answer'] = build_answer(expression, grid, template=answer,
                                          background=self.background)
         results['answer_grid'] = grid.astype(np.uint8)

@@ -208,7 +208,8 @@ class Text4SegHead(BaseModule):
         """[V] line breaks in each token's text, computed once."""
         key = id(tokenizer)
         if key not in self._newlines:
-            texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
+            ids = [[i] for i in range(len(tokenizer))]
+            texts = tokenizer.batch_decode(ids)
             self._newlines[key] = torch.tensor(
                 [t.count('\n') for t in texts], dtype=torch.long)
         return self._newlines[key]

@@ -13,6 +13,7 @@ from mmrefseg.registry import MODELS
 from ..backbones.mllm_outputs import MLLMOutputs
 
 SampleList = List[SegDataSample]
+REJ_DECISIONS = ('seg_vs_rej', 'argmax_teacher_forced')
 
 
 @MODELS.register_module()
@@ -36,10 +37,40 @@ class RefSegmentor(BaseSegmentor):
         lm_loss_weight (float): weight of the LLM next-token loss.
         vit_layer (int): ViT layer fed to the neck (HF index, -1 = last).
         train_cfg (dict, optional): unused, kept for MMSeg compatibility.
-        test_cfg (dict, optional): ``mode`` ('teacher_forced' or 'generate'),
-            ``use_rej`` (empty the mask where the model prefers ``[REJ]``;
-            for gRefCOCO), ``max_new_tokens`` (generate mode),
-            ``threshold`` (on sigmoid probabilities, default 0.5).
+        test_cfg (dict, optional): evaluation options (query-based heads;
+            heads with ``predict_mllm`` read what they need themselves):
+
+            - ``mode``: 'teacher_forced' (default) or 'generate'.
+            - ``use_rej`` (bool): read the model's no-target decision at
+              each answer slot (gRefCOCO) and write it to
+              ``pred_no_target``. Default False.
+            - ``rej_decision``: how that decision is made.
+              ``'seg_vs_rej'`` (default): logit([REJ]) > logit([SEG]) at
+              the token before the slot
+              (:attr:`MLLMOutputs.slot_rej_score`), one forward over the
+              answer as the pipeline wrote it ([SEG] everywhere at test by
+              default). ``'argmax_teacher_forced'`` (MLLMSeg's
+              ``test_mllmseg_gres.py``): the argmax over the whole
+              vocabulary at the token before the slot is [REJ]; the
+              pipeline writes the GT answer (``BuildConversation(
+              reject_no_target=True)``: [REJ] for empty targets), and when
+              that answer holds any [REJ] a second "reeval" forward with
+              every [REJ] replaced by [SEG] gives the masks of all
+              expressions. Needs a ``[REJ]`` token.
+            - ``keep_rejected_masks`` (bool): False (default) empties the
+              mask of an expression decided "no target". True keeps its
+              predicted mask, as MLLMSeg's protocol does: RES metrics
+              score it, and ``RefSegMetric(gres_rule='mllmseg')`` scores it
+              for a false positive (non-empty GT) while a true positive
+              (empty GT) still counts as IoU 1.
+            - ``max_new_tokens`` (generate mode), ``threshold`` (on sigmoid
+              probabilities, default 0.5).
+            - ``resize``: 'logits' (default; sigmoid after the bilinear
+              resize to the original size, foreground where probability >
+              ``threshold``, i.e. logit > 0 for 0.5, as SELF1E) or 'probs'
+              (MLLMSeg's test scripts: bilinear resize of the sigmoid
+              probabilities, foreground where probability >= ``threshold``).
+              They differ only on boundary pixels.
         data_preprocessor (dict): ``RefSegDataPreProcessor`` config.
         init_cfg (dict, optional): MMEngine init config.
     """
@@ -74,8 +105,17 @@ class RefSegmentor(BaseSegmentor):
         self.vit_layer = vit_layer
         self.train_cfg = train_cfg or {}
         self.test_cfg = dict(mode='teacher_forced', use_rej=False,
+                             rej_decision='seg_vs_rej',
+                             keep_rejected_masks=False, resize='logits',
                              threshold=0.5, max_new_tokens=64)
         self.test_cfg.update(test_cfg or {})
+        if self.test_cfg['rej_decision'] not in REJ_DECISIONS:
+            raise ValueError(f'test_cfg.rej_decision must be one of '
+                             f'{REJ_DECISIONS}, got '
+                             f"{self.test_cfg['rej_decision']!r}")
+        if self.test_cfg['resize'] not in ('logits', 'probs'):
+            raise ValueError("test_cfg.resize must be 'logits' or 'probs', "
+                             f"got {self.test_cfg['resize']!r}")
         # mmseg's EncoderDecoder exposes these; keep them for tools that look.
         self.align_corners = False
         self.out_channels = 1
@@ -117,10 +157,16 @@ class RefSegmentor(BaseSegmentor):
         """Query-based head path: neck once per image, head per [SEG]."""
         global_tiles = torch.cumsum(
             torch.bincount(out.tile_to_sample), 0) - 1
-        vit = out.vit_features[self.vit_layer][global_tiles]
-        llm = out.llm_image_states[global_tiles]
+        # The neck/head keep float32 weights while a frozen backbone may run
+        # in bf16; outside autocast (ValLoop/TestLoop) the inputs must be
+        # cast, under autocast this is a no-op for the matmuls.
+        param = next(self.decode_head.parameters(), None)
+        dtype = param.dtype if param is not None else out.seg_states.dtype
+        vit = out.vit_features[self.vit_layer][global_tiles].to(dtype)
+        llm = out.llm_image_states[global_tiles].to(dtype)
         feats = self.neck(vit, llm) if self.with_neck else vit
-        return self.decode_head(feats, out.seg_states, out.seg_to_sample)
+        return self.decode_head(feats, out.seg_states.to(dtype),
+                                out.seg_to_sample)
 
     @staticmethod
     def _slots_per_sample(out: MLLMOutputs, num_samples: int) -> List[Tensor]:
@@ -177,19 +223,78 @@ class RefSegmentor(BaseSegmentor):
         if self.test_cfg['mode'] == 'generate':
             inputs = self._generate_answers(inputs)
         out = self.extract_feat(inputs)
+        slot_rejected = None
+        if self.test_cfg['rej_decision'] == 'argmax_teacher_forced':
+            slot_rejected = self._argmax_rej(out)
+            out = self._reeval(inputs, out)
         logits = self._mask_logits(out) if len(out.seg_states) else None
-        return self.postprocess_result(logits, data_samples, out)
+        return self.postprocess_result(logits, data_samples, out,
+                                       slot_rejected=slot_rejected)
+
+    def _argmax_rej(self, out: MLLMOutputs) -> Tensor:
+        """[S] bool: the most likely next token before each slot is [REJ].
+
+        The decision of MLLMSeg's GRES test: with the GT answer
+        teacher-forced, slot k's decision sees the GT tokens of the slots
+        before it (the protocol's label leakage, kept for parity).
+        """
+        rej_id = self.backbone.rej_token_id
+        if rej_id < 0:
+            raise ValueError("test_cfg.rej_decision='argmax_teacher_forced' "
+                             'needs [REJ] in the backbone\'s '
+                             'extra_special_tokens.')
+        pos = out.slot_positions
+        if len(pos) == 0:
+            return torch.zeros(0, dtype=torch.bool, device=pos.device)
+        before = out.last_hidden_state[pos[:, 0], (pos[:, 1] - 1).clamp(min=0)]
+        return self.backbone.lm_logits(before).argmax(-1) == rej_id
+
+    def _reeval(self, inputs: dict, out: MLLMOutputs) -> MLLMOutputs:
+        """Forward again with every [REJ] turned into [SEG] (if any).
+
+        Tokens are replaced in place, so the slots keep their positions and
+        order and the first pass's decisions still line up with them.
+        """
+        ids = inputs['input_ids']
+        is_rej = ids == self.backbone.rej_token_id
+        if not bool(is_rej.any()):
+            return out
+        inputs = dict(inputs, labels=None,
+                      input_ids=ids.masked_fill(is_rej,
+                                                self.backbone.seg_token_id))
+        return self.extract_feat(inputs)
 
     def postprocess_result(self, seg_logits: Optional[Tensor],
                            data_samples: SampleList,
-                           out: Optional[MLLMOutputs] = None) -> SampleList:
+                           out: Optional[MLLMOutputs] = None,
+                           slot_rejected: Optional[Tensor] = None
+                           ) -> SampleList:
         """Resize each query's logits to its image and threshold.
 
         Expressions without a ``[SEG]`` (the model answered ``[REJ]``, or
         generation produced fewer slots) get an empty mask and
-        ``pred_no_target`` True.
+        ``pred_no_target`` True. With ``test_cfg.use_rej`` an expression
+        the model rejects gets ``pred_no_target`` True too, and an empty
+        mask unless ``test_cfg.keep_rejected_masks``.
+
+        Args:
+            seg_logits (Tensor, optional): mask logits of every ``[SEG]``
+                slot [Q, 1, h, w] (None when there is none).
+            data_samples (list[SegDataSample]): samples to fill in.
+            out (MLLMOutputs): the backbone output the logits come from.
+            slot_rejected (Tensor, optional): [S] bool no-target decision
+                per slot; defaults to ``out.slot_rej_score > 0``.
+
+        Returns:
+            list[SegDataSample]: ``seg_logits`` (probabilities),
+            ``pred_sem_seg`` [K, H, W] and metainfo ``pred_no_target``.
         """
         thr = self.test_cfg['threshold']
+        use_rej = self.test_cfg['use_rej']
+        keep_rejected = self.test_cfg.get('keep_rejected_masks', False)
+        resize_probs = self.test_cfg.get('resize', 'logits') == 'probs'
+        if slot_rejected is None and out.slot_rej_score is not None:
+            slot_rejected = out.slot_rej_score > 0
         slots = self._slots_per_sample(out, len(data_samples))
         seg_index = torch.cumsum(out.slot_is_seg.long(), 0) - 1
         for b, sample in enumerate(data_samples):
@@ -198,18 +303,25 @@ class RefSegmentor(BaseSegmentor):
             k_expr = len(meta.get('texts', [])) or len(slots[b])
             probs = torch.zeros((k_expr, h, w), device=out.seg_states.device)
             pred_nt = [True] * k_expr
+            empty = [True] * k_expr
             for k, s in enumerate(slots[b].tolist()[:k_expr]):
-                rejected = bool(out.slot_rej_score is not None and
-                                self.test_cfg['use_rej'] and
-                                out.slot_rej_score[s] > 0)
-                if not out.slot_is_seg[s] or rejected:
+                rejected = bool(use_rej and slot_rejected is not None and
+                                slot_rejected[s])
+                if not out.slot_is_seg[s] or (rejected and not keep_rejected):
                     continue
                 logit = seg_logits[seg_index[s]][None].float()
-                probs[k] = F.interpolate(logit, size=(h, w), mode='bilinear',
-                                         align_corners=False)[0, 0].sigmoid()
-                pred_nt[k] = False
-            pred = probs > thr
-            pred[torch.as_tensor(pred_nt, dtype=torch.bool)] = False
+                if resize_probs:
+                    probs[k] = F.interpolate(
+                        logit.sigmoid(), size=(h, w), mode='bilinear',
+                        align_corners=False)[0, 0]
+                else:
+                    probs[k] = F.interpolate(
+                        logit, size=(h, w), mode='bilinear',
+                        align_corners=False)[0, 0].sigmoid()
+                pred_nt[k] = rejected
+                empty[k] = False
+            pred = probs >= thr if resize_probs else probs > thr
+            pred[torch.as_tensor(empty, dtype=torch.bool)] = False
             sample.set_data(dict(
                 seg_logits=PixelData(data=probs),
                 pred_sem_seg=PixelData(data=pred.to(torch.uint8))))

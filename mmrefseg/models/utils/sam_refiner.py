@@ -62,7 +62,8 @@ class SamMaskRefiner:
 
     Args:
         checkpoint (str): Local directory with a transformers ``SamModel``
-            (``config.json`` + weights), e.g. a saved ``facebook/sam-vit-huge``.
+            (``config.json`` + weights), e.g. a saved
+            ``facebook/sam-vit-huge``.
         num_pos_points (int): Positive points drawn from the mask. Defaults
             to 10, as the reference.
         num_neg_points (int): Negative points drawn outside it. Defaults to

@@ -219,13 +219,24 @@ def test_line_budget_stops_runaway_rows(model, synthetic_root):
     budget = LineBudget(table, prompt_length=2, max_lines=3)
     ids = torch.tensor([[1, 1, 1, 0, 1], [2, 2, 2, 1, 0], [3, 3, 0, 0, 0]])
     assert budget(ids).tolist() == [False, True, False]
-    # With the real (untrained) model no answer runs past h + 2 lines.
+    # A model that writes nothing but line breaks is cut after max_lines.
+    from transformers import LogitsProcessor, LogitsProcessorList
+    tok = model.backbone.tokenizer
+    newline = tok('\n', add_special_tokens=False).input_ids[0]
+
+    class OnlyNewlines(LogitsProcessor):
+
+        def __call__(self, input_ids, scores):
+            forced = torch.full_like(scores, -1e4)
+            forced[:, newline] = 0.
+            return forced
+
     model.eval()
     head = model.decode_head
     head.max_new_tokens, head.max_lines = 40, 3
-    assert head._newline_table(model.backbone.tokenizer)[
-        model.backbone.tokenizer('\n others').input_ids[0]] == 1
+    head.generation_kwargs = dict(
+        logits_processor=LogitsProcessorList([OnlyNewlines()]))
     val = _dataset(synthetic_root, 'val', True)
     data = model.data_preprocessor(pseudo_collate([val[0], val[1]]), False)
-    for text in head.generate_texts(data['inputs'], model.backbone):
-        assert text.count('\n') <= 3
+    assert head.generate_texts(data['inputs'], model.backbone) == ['\n' * 3
+                                                                   ] * 2

@@ -127,3 +127,163 @@ def test_use_rej_empties_rejected_masks(segmentor_cfg, synthetic_root):
         # threshold -1 makes every pixel foreground unless rejected.
         assert pred.metainfo['pred_no_target'] == [use_rej]
         assert bool(pred.pred_sem_seg.data.any()) is (not use_rej)
+
+
+def _paper_gres_sample(root):
+    """One gRefCOCO image with all its sentences and the GT [SEG]/[REJ]."""
+    ds = DATASETS.build(
+        dict(type='GRefCOCODataset', data_root=root, split='val',
+             test_mode=True, test_grouping='image',
+             data_prefix=dict(img_path='images/synthetic'),
+             pipeline=[
+                 dict(type='LoadRefImage'),
+                 dict(type='LoadRefMasks'),
+                 dict(type='InternVLImageTransform', image_size=56),
+                 dict(type='BuildConversation', tokenizer=TOK,
+                      num_image_tokens=NUM_IMAGE_TOKENS,
+                      prompt_style='mllmseg_paper_eval',
+                      reject_no_target=True, test_mode=True),
+                 dict(type='PackRefSegInputs'),
+             ]))
+    for i in range(len(ds)):
+        sample = ds[i]
+        gt_nt = list(sample['data_samples'].metainfo['no_target'])
+        if any(gt_nt) and not all(gt_nt):
+            return sample, [bool(f) for f in gt_nt]
+    raise AssertionError('no image with both kinds of expressions')
+
+
+def _force_argmax_rej(model, inputs, want):
+    """Make argmax(lm_head(h[p - 1])) == [REJ] exactly at slots ``want``.
+
+    Every lm_head row is zeroed except [REJ]'s, set to v with
+    h_s . v = +1 (rejected) or -1 (kept): kept slots then argmax to
+    token 0. Only the output layer changes, so hidden states do not.
+    """
+    bb = model.backbone
+    assert bb.hf.lm_head.weight is not bb.hf.get_input_embeddings().weight
+    with torch.no_grad():
+        out = model.extract_feat(inputs)
+        pos = out.slot_positions
+        h = out.last_hidden_state[pos[:, 0], pos[:, 1] - 1].double()
+        y = torch.tensor([1.0 if w else -1.0 for w in want],
+                         dtype=torch.float64)
+        v = torch.linalg.lstsq(h, y[:, None]).solution[:, 0]
+        assert torch.allclose(h @ v, y, atol=1e-6)
+        bb.hf.lm_head.weight.zero_()
+        bb.hf.lm_head.weight[bb.rej_token_id] = v.float()
+
+
+@pytest.mark.parametrize('keep', [True, False])
+def test_argmax_teacher_forced_decision_and_reeval(segmentor_cfg,
+                                                   synthetic_root, keep):
+    """MLLMSeg's GRES protocol: decision from the GT-answer pass (argmax
+    over the vocabulary before each slot), masks from a second pass with
+    every [REJ] turned into [SEG]."""
+    from mmrefseg.evaluation.metrics import RefSegMetric
+    sample, gt_nt = _paper_gres_sample(synthetic_root)
+    torch.manual_seed(0)
+    model = MODELS.build(dict(
+        segmentor_cfg,
+        test_cfg=dict(use_rej=True, rej_decision='argmax_teacher_forced',
+                      keep_rejected_masks=keep))).eval()
+    bb = model.backbone
+    data = model.data_preprocessor(pseudo_collate([sample]), False)
+    ids = data['inputs']['input_ids']
+    assert int((ids == bb.rej_token_id).sum()) == sum(gt_nt)
+    # Decisions disagreeing with the GT both ways: reject the first target
+    # expression, accept the last no-target one.
+    want = list(gt_nt)
+    want[gt_nt.index(False)] = True
+    want[len(gt_nt) - 1 - gt_nt[::-1].index(True)] = False
+    _force_argmax_rej(model, data['inputs'], want)
+
+    seen = []
+    extract = model.extract_feat
+
+    def recording(inputs):
+        seen.append(inputs['input_ids'].clone())
+        return extract(inputs)
+
+    model.extract_feat = recording
+    with torch.no_grad():
+        pred = model(**copy.deepcopy(data), mode='predict')[0]
+    assert len(seen) == 2
+    assert torch.equal(seen[0], ids)
+    assert torch.equal(
+        seen[1], ids.masked_fill(ids == bb.rej_token_id, bb.seg_token_id))
+    assert pred.metainfo['pred_no_target'] == want
+
+    # The masks are those of a plain [SEG]-everywhere pass, for every
+    # expression (GT [REJ] ones included).
+    model.extract_feat = extract
+    plain = copy.deepcopy(data)
+    plain['inputs']['input_ids'] = seen[1]
+    model.test_cfg.update(use_rej=False, rej_decision='seg_vs_rej')
+    with torch.no_grad():
+        ref = model(**plain, mode='predict')[0]
+    probs, ref_probs = pred.seg_logits.data, ref.seg_logits.data
+    for k, rejected in enumerate(want):
+        if rejected and not keep:
+            assert not probs[k].any() and not pred.pred_sem_seg.data[k].any()
+        else:
+            assert torch.equal(probs[k], ref_probs[k])
+            assert probs[k].any()
+    assert torch.equal(pred.pred_sem_seg.data.bool(),
+                       (probs > 0.5) & (probs > 0).any(-1).any(-1)[:, None,
+                                                                   None])
+
+    # What the metric's GRES confusion counts see.
+    metric = RefSegMetric(gres_rule='mllmseg')
+    metric.process({}, [pred.to_dict()])
+    sums = metric.local_state(size=1, rank=0, world_size=1)['sums']
+    pairs = list(zip(gt_nt, want))
+    assert sums['TP'] == pairs.count((True, True))
+    assert sums['FN'] == pairs.count((True, False))
+    assert sums['FP'] == pairs.count((False, True)) == 1
+    assert sums['TN'] == pairs.count((False, False))
+
+
+def test_argmax_teacher_forced_without_rej_runs_once(segmentor_cfg,
+                                                     synthetic_root):
+    """No [REJ] in the answer: no reeval pass; same masks as the default."""
+    val = _dataset(synthetic_root, 'val', True)
+    data = pseudo_collate([val[0]])
+    torch.manual_seed(0)
+    model = MODELS.build(dict(
+        segmentor_cfg,
+        test_cfg=dict(use_rej=True,
+                      rej_decision='argmax_teacher_forced'))).eval()
+    calls = []
+    extract = model.extract_feat
+    model.extract_feat = lambda inputs: calls.append(1) or extract(inputs)
+    with torch.no_grad():
+        pred = model(**model.data_preprocessor(copy.deepcopy(data), False),
+                     mode='predict')[0]
+        model.test_cfg.update(use_rej=False, rej_decision='seg_vs_rej')
+        ref = model(**model.data_preprocessor(copy.deepcopy(data), False),
+                    mode='predict')[0]
+    assert len(calls) == 2  # one per predict call
+    assert torch.equal(pred.seg_logits.data, ref.seg_logits.data)
+    with pytest.raises(ValueError, match='rej_decision'):
+        MODELS.build(dict(segmentor_cfg, test_cfg=dict(rej_decision='x')))
+
+
+def test_resize_probs_follows_mllmseg(segmentor_cfg, synthetic_root):
+    """resize='probs': bilinear resize of sigmoid probabilities, >= thr."""
+    import torch.nn.functional as F
+    val = _dataset(synthetic_root, 'val', True)
+    torch.manual_seed(0)
+    model = MODELS.build(dict(segmentor_cfg,
+                              test_cfg=dict(resize='probs'))).eval()
+    data = model.data_preprocessor(pseudo_collate([val[0]]), False)
+    with torch.no_grad():
+        pred = model(**copy.deepcopy(data), mode='predict')[0]
+        logits = model._mask_logits(model.extract_feat(data['inputs']))
+    h, w = pred.metainfo['ori_shape'][:2]
+    probs = F.interpolate(logits.float().sigmoid(), size=(h, w),
+                          mode='bilinear', align_corners=False)[:, 0]
+    assert torch.equal(pred.seg_logits.data, probs)
+    assert torch.equal(pred.pred_sem_seg.data.bool(), probs >= 0.5)
+    with pytest.raises(ValueError, match='resize'):
+        MODELS.build(dict(segmentor_cfg, test_cfg=dict(resize='x')))

@@ -167,3 +167,29 @@ def test_head_refines_with_the_image_on_disk(sam_dir, tmp_path):
     assert seen['coarse'].shape == (60, 100)
     assert pred.pred_sem_seg.data.shape == (1, 60, 100)
     assert pred.metainfo['parse_status'] == ['ok']
+
+
+def test_geometry_matches_transformers_sam_processor(sam_dir):
+    """Resize, point scaling and mask post-processing as SamProcessor."""
+    from transformers import SamProcessor
+    from transformers.models.sam.image_processing_pil_sam import \
+        SamImageProcessorPil
+    processor = SamProcessor(image_processor=SamImageProcessorPil(
+        size=dict(longest_edge=SAM_SIZE),
+        pad_size=dict(height=SAM_SIZE, width=SAM_SIZE)))
+    image, _ = _image_and_mask()
+    points = [[10.0, 20.0], [99.0, 59.0]]
+    ref = processor(images=image, input_points=[[points]],
+                    return_tensors='pt')
+    refiner = SamMaskRefiner(sam_dir)
+    pixels, new_h, new_w = refiner.preprocess(image)
+    assert [new_h, new_w] == ref['reshaped_input_sizes'][0].tolist()
+    assert (pixels - ref['pixel_values']).abs().max() < 0.05  # resampling
+    ours = torch.tensor(points) * torch.tensor([new_w / 100, new_h / 60])
+    assert torch.allclose(ours.double(), ref['input_points'][0, 0])
+    low_res = torch.randn(1, 1, 32, 32)
+    expected = processor.post_process_masks(
+        low_res[None], ref['original_sizes'], ref['reshaped_input_sizes'],
+        binarize=False)[0][0, 0] > 0
+    assert torch.equal(refiner._postprocess(low_res, new_h, new_w, 60, 100),
+                       expected)
