@@ -26,6 +26,9 @@ def parse_args(argv=None):
     parser.add_argument('--minutes', type=float, nargs='+',
                         default=[5, 10, 15, 20, 25, 30],
                         help='training-time marks at which to evaluate')
+    parser.add_argument('--iters', type=int, nargs='+', default=None,
+                        help='evaluate at these iterations instead of '
+                        'minutes (timing-independent)')
     parser.add_argument('--val-samples', type=int, default=600,
                         help='first N val expressions (0 = all)')
     parser.add_argument('--work-dir', default=None)
@@ -64,7 +67,9 @@ def build_cfg(args) -> Config:
     control = dict(type='ShuffledExpressionsDataset', dataset=real.copy(),
                    seed=0)
     cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
-        dict(type='TimeBudgetEvalHook', minutes=args.minutes,
+        dict(type='TimeBudgetEvalHook',
+             minutes=args.iters or args.minutes,
+             unit='iters' if args.iters else 'minutes',
              dataloaders=dict(
                  real=dict(val, dataset=real),
                  shuffled=dict(val, dataset=control)),
@@ -94,7 +99,7 @@ def main(argv=None) -> int:
     for row in hook.rows:
         r = row['real']['refseg/cIoU']
         s = row['shuffled']['refseg/cIoU']
-        print(f'| {row["minutes"]:g} | {row["iters"]} | {r:.1f} | {s:.1f} '
+        print(f'| {row["minutes"]:.1f} | {row["iters"]} | {r:.1f} | {s:.1f} '
               f'| {r - s:.1f} |')
     print(f'\nwall time {(time.time() - start) / 60:.1f} min, '
           f'config {args.config}')

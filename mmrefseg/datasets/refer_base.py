@@ -20,6 +20,7 @@ from .refer_io import (load_instances, load_refs_file, sentence_text,
 
 COCO_IMG_PREFIX = 'images/mscoco/images/train2014'
 REFCLEF_IMG_PREFIX = 'images/saiapr_tc-12'
+TEST_GROUPINGS = ('expression', 'image')
 
 
 def default_img_prefix(dataset_name: str) -> str:
@@ -32,7 +33,14 @@ class BaseReferDataset(BaseDataset):
 
     Samples (see docs/design.md §1) depend on the mode:
 
-    - ``test_mode=True``: one sample per (ref, sentence), K = 1, file order.
+    - ``test_mode=True``, ``test_grouping='expression'`` (default): one
+      sample per (ref, sentence), K = 1, file order.
+    - ``test_mode=True``, ``test_grouping='image'``: one sample per image
+      carrying every sentence of every ref of that image in the split, K >=
+      1, refs and sentences in file order, images in order of first
+      appearance. This is the evaluation unit of MLLMSeg's ``ValDataset``
+      (all expressions of an image in one teacher-forced prompt); use it
+      with ``prompt_style='mllmseg_paper_eval'`` to reproduce its tables.
     - training, ``max_expressions_per_sample == 1``: one sample per ref; the
       sentence is drawn when the sample is fetched.
     - training, ``max_expressions_per_sample = N > 1``: one sample per image;
@@ -60,7 +68,10 @@ class BaseReferDataset(BaseDataset):
         instances_file (str): ``instances.json`` overriding
             ``<data_root>/<dataset_name>/instances.json``.
         pipeline (Sequence[dict | Callable]): Transforms.
-        test_mode (bool): One sample per (ref, sentence) when True.
+        test_mode (bool): Evaluation samples (see ``test_grouping``).
+        test_grouping (str): 'expression' (one test sample per (ref,
+            sentence)) or 'image' (one test sample per image with all its
+            sentences). Only read when ``test_mode`` is True.
         max_expressions_per_sample (int): N of the training-time packing.
         seed (int, optional): Seed of the training-time draw. None follows
             ``torch.initial_seed()``, i.e. the runner's ``randomness.seed``.
@@ -83,6 +94,7 @@ class BaseReferDataset(BaseDataset):
                  instances_file: str = '',
                  pipeline: Sequence[Union[dict, Callable]] = (),
                  test_mode: bool = False,
+                 test_grouping: str = 'expression',
                  max_expressions_per_sample: int = 1,
                  seed: Optional[int] = None,
                  metainfo: Optional[dict] = None,
@@ -90,6 +102,9 @@ class BaseReferDataset(BaseDataset):
         if max_expressions_per_sample < 1:
             raise ValueError('max_expressions_per_sample must be >= 1, got '
                              f'{max_expressions_per_sample}')
+        if test_grouping not in TEST_GROUPINGS:
+            raise ValueError(f'test_grouping must be one of {TEST_GROUPINGS}, '
+                             f'got {test_grouping!r}')
         if seed is None:
             seed = torch.initial_seed()
         if seed < 0:
@@ -97,6 +112,7 @@ class BaseReferDataset(BaseDataset):
         self.dataset_name = dataset_name
         self.split_by = split_by
         self.split = split
+        self.test_grouping = test_grouping
         self.max_expressions_per_sample = int(max_expressions_per_sample)
         self.seed = int(seed) % 2**64
         self._draw_counts: Dict[int, int] = {}
@@ -157,14 +173,14 @@ class BaseReferDataset(BaseDataset):
         records = [
             self._ref_record(ref, images, anns, refs_file) for ref in refs
         ]
-        if self.test_mode:
+        if self.test_mode and self.test_grouping == 'expression':
             return [
                 dict(
                     self._image_info(images[rec['image_id']]),
                     expressions=[self._expression(rec, sent_id, text)])
                 for rec in records for sent_id, text in rec['sentences']
             ]
-        if self.max_expressions_per_sample == 1:
+        if not self.test_mode and self.max_expressions_per_sample == 1:
             return [
                 dict(self._image_info(images[rec['image_id']]), _refs=[rec])
                 for rec in records
@@ -172,6 +188,14 @@ class BaseReferDataset(BaseDataset):
         by_image: Dict[int, List[dict]] = OrderedDict()
         for rec in records:
             by_image.setdefault(rec['image_id'], []).append(rec)
+        if self.test_mode:
+            return [
+                dict(self._image_info(images[image_id]),
+                     expressions=[
+                         self._expression(rec, sent_id, text)
+                         for rec in recs for sent_id, text in rec['sentences']
+                     ]) for image_id, recs in by_image.items()
+            ]
         return [
             dict(self._image_info(images[image_id]), _refs=recs)
             for image_id, recs in by_image.items()

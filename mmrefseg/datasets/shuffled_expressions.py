@@ -29,6 +29,11 @@ class ShuffledExpressionsDataset:
     def __init__(self, dataset: Union[dict, BaseDataset], seed: int = 0):
         if isinstance(dataset, dict):
             dataset = DATASETS.build(dataset)
+        if getattr(dataset, 'test_grouping', 'expression') != 'expression':
+            # Swapping needs one expression per sample to name "another
+            # object's" sentence unambiguously.
+            raise ValueError('ShuffledExpressionsDataset needs a dataset with '
+                             "test_grouping='expression'")
         self.dataset = dataset
         self.metainfo = dataset.metainfo
         infos = [dataset.get_data_info(i) for i in range(len(dataset))]

@@ -129,3 +129,36 @@ def test_missing_grefs(tmp_path):
         GRefCOCODataset(str(tmp_path), split='val')
     assert 'grefcoco/grefs(unc).json' in str(err.value)
     assert 'grefs(unc).p' in str(err.value)
+
+
+def test_image_grouping_with_gt_rej_answer(synthetic_root):
+    """MLLMSeg's GRES eval unit: all sentences of an image, GT [REJ]."""
+    from mmrefseg.datasets.prompts import count_slots
+    from mmrefseg.datasets.transforms import BuildConversation
+    grefs = [r for r in _grefs(synthetic_root) if r['split'] == 'val']
+    ds = GRefCOCODataset(
+        synthetic_root,
+        split='val',
+        test_mode=True,
+        test_grouping='image',
+        pipeline=[LoadRefMasks()],
+        **SYNTH)
+    assert len(ds) == len({r['image_id'] for r in grefs})
+    assert sum(len(ds[i]['expressions']) for i in range(len(ds))) == sum(
+        len(r['sentences']) for r in grefs)
+    conv = BuildConversation(
+        dict(type='tiny_bpe', vocab_size=1024), 4,
+        prompt_style='mllmseg_paper_eval', reject_no_target=True,
+        test_mode=True)
+    seen_rej = False
+    for i in range(len(ds)):
+        out = ds[i]
+        flags = [bool(f) for f in out['no_target']]
+        assert flags == [e['no_target'] for e in out['expressions']]
+        assert [bool(m.sum() == 0) for m in out['gt_masks']] == flags
+        out['num_tiles'] = 1
+        answer = conv(out)['answer']
+        assert count_slots(answer) == [
+            '[REJ]' if f else '[SEG]' for f in flags]
+        seen_rej |= any(flags)
+    assert seen_rej

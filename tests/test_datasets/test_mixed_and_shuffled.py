@@ -1,4 +1,6 @@
 # Copyright (c) mmrefseg contributors.
+import pytest
+
 from mmrefseg.registry import DATASETS
 
 
@@ -45,3 +47,10 @@ def test_shuffled_expressions_point_at_another_object(synthetic_root):
             sum(e['text'] in t for t in by_ref.values()) > 1
         changed += e['text'] not in by_ref[e['ref_id']]
     assert changed == len(ctrl)
+
+
+def test_shuffled_expressions_need_per_expression_samples(synthetic_root):
+    with pytest.raises(ValueError, match="test_grouping='expression'"):
+        DATASETS.build(dict(type='ShuffledExpressionsDataset',
+                            dataset=_refcoco(synthetic_root, 'val', True,
+                                             test_grouping='image')))

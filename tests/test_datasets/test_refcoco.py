@@ -250,3 +250,76 @@ def test_bad_arguments(refer_tree):
     b = RefCOCODataset(refer_tree['root'], split='train')
     assert a.seed == b.seed == 5
     assert _draws(a, [0]) == _draws(b, [0])
+
+
+def test_image_grouping_gives_all_sentences_of_an_image(synthetic_root):
+    """test_grouping='image': MLLMSeg's evaluation unit (ValDataset)."""
+    refs = [r for r in _refs(synthetic_root) if r['split'] == 'val']
+    per_expr = RefCOCODataset(
+        synthetic_root, split='val', test_mode=True, **SYNTH)
+    per_image = RefCOCODataset(
+        synthetic_root,
+        split='val',
+        test_mode=True,
+        test_grouping='image',
+        **SYNTH)
+    images = list(dict.fromkeys(r['image_id'] for r in refs))
+    assert len(per_image) == len(images)
+    assert [per_image.get_data_info(i)['img_id']
+            for i in range(len(per_image))] == images
+    for i, image_id in enumerate(images):
+        info = per_image.get_data_info(i)
+        assert set(info) == SAMPLE_KEYS
+        # Every sentence of every ref of the image, in file order.
+        assert [(e['ref_id'], e['sent_id']) for e in info['expressions']] == [
+            (r['ref_id'], s['sent_id']) for r in refs
+            if r['image_id'] == image_id for s in r['sentences']
+        ]
+        assert all(set(e) == EXPR_KEYS for e in info['expressions'])
+    # Same expressions as the per-expression protocol, regrouped.
+    flat = sorted(
+        (e['ref_id'], e['sent_id'], e['text']) for i in range(len(per_image))
+        for e in per_image.get_data_info(i)['expressions'])
+    assert flat == sorted((e['ref_id'], e['sent_id'], e['text'])
+                          for i in range(len(per_expr))
+                          for e in per_expr.get_data_info(i)['expressions'])
+    assert max(len(per_image.get_data_info(i)['expressions'])
+               for i in range(len(per_image))) > 1
+    # Training ignores the option.
+    train = RefCOCODataset(
+        synthetic_root, split='train', seed=0, test_grouping='image', **SYNTH)
+    assert len(train) == len(
+        [r for r in _refs(synthetic_root) if r['split'] == 'train'])
+    with pytest.raises(ValueError, match='test_grouping'):
+        RefCOCODataset(synthetic_root, split='val', test_mode=True,
+                       test_grouping='ref', **SYNTH)
+
+
+def test_image_grouping_pipeline_writes_the_paper_prompt(synthetic_root):
+    """A per-image sample through the MLLMSeg paper-eval pipeline."""
+    from mmrefseg.datasets.prompts import SEG
+    from mmrefseg.utils.tokenizer import build_tokenizer
+    tok = dict(type='tiny_bpe', vocab_size=1024)
+    ds = DATASETS.build(
+        dict(type='RefCOCODataset', data_root=synthetic_root,
+             test_mode=True, test_grouping='image', **SYNTH,
+             pipeline=[
+                 dict(type='LoadRefImage'),
+                 dict(type='LoadRefMasks'),
+                 dict(type='InternVLImageTransform', image_size=56),
+                 dict(type='BuildConversation', tokenizer=tok,
+                      num_image_tokens=4, prompt_style='mllmseg_paper_eval',
+                      test_mode=True),
+                 dict(type='PackRefSegInputs'),
+             ]))
+    sample = ds[0]
+    meta = sample['data_samples'].metainfo
+    texts = meta['texts']
+    assert len(texts) > 1
+    assert sample['data_samples'].gt_sem_seg.data.shape[0] == len(texts)
+    names = [t.strip().lower() for t in texts]
+    tokenizer = build_tokenizer(tok, ('[SEG]', '[REJ]'))
+    text = tokenizer.decode(sample['inputs']['input_ids'])
+    assert (' What are ' + ', '.join(names) +
+            'in this image? Please output segmentation masks.') in text
+    assert 'Sure,' + ', '.join(f'{n}:{SEG}' for n in names) + '.' in text

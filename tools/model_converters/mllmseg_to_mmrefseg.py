@@ -15,6 +15,14 @@ Example::
     OUT=checkpoints/MLLMSeg_InternVL2_5_8B_RES-mmrefseg
     python tools/test.py configs/mllmseg/internvl8b_refcoco.py \\
         $OUT/mmrefseg.pth --cfg-options $(cat $OUT/cfg_options.txt)
+
+The configs in ``configs/mllmseg/released/`` have these overrides (and
+the converted tokenizer in their pipelines) written in; with ``OUT`` as
+above no ``--cfg-options`` is needed::
+
+    python tools/test.py \\
+        configs/mllmseg/released/mllmseg_internvl2_5_8b_res.py \\
+        $OUT/mmrefseg.pth
 """
 import argparse
 import os.path as osp

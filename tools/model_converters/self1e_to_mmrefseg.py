@@ -14,6 +14,8 @@ Example::
     python tools/model_converters/self1e_to_mmrefseg.py \\
         checkpoints/SELF1E-2B checkpoints/SELF1E-2B-mmrefseg \\
         --tokenizer-from checkpoints/InternVL3-2B
+    python tools/test.py configs/self1e/released/self1e_2b.py \\
+        checkpoints/SELF1E-2B-mmrefseg/mmrefseg.pth
 """
 import argparse
 import os.path as osp

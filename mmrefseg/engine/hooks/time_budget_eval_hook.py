@@ -25,6 +25,8 @@ class TimeBudgetEvalHook(Hook):
         evaluator (dict): evaluator/metric config, built once per name.
         key (str): metric key shown in the summary table.
         stop_after_last (bool): end training at the last mark.
+        unit (str): 'minutes' of training time, or 'iters' to put the
+            marks at iteration counts instead (timing-independent runs).
     """
 
     priority = 'LOW'
@@ -34,7 +36,11 @@ class TimeBudgetEvalHook(Hook):
                  dataloaders: Dict[str, dict],
                  evaluator: dict,
                  key: str = 'refseg/cIoU',
-                 stop_after_last: bool = True) -> None:
+                 stop_after_last: bool = True,
+                 unit: str = 'minutes') -> None:
+        if unit not in ('minutes', 'iters'):
+            raise ValueError(f"unit must be 'minutes' or 'iters', got {unit}")
+        self.unit = unit
         self.minutes = sorted(float(m) for m in minutes)
         self.dataloader_cfgs = dataloaders
         self.evaluator_cfg = evaluator
@@ -62,16 +68,19 @@ class TimeBudgetEvalHook(Hook):
         now = time.perf_counter()
         self._train_seconds += now - self._tick
         self._tick = now
-        if not self.minutes or self._train_seconds < self.minutes[0] * 60:
+        progress = runner.iter + 1 if self.unit == 'iters' else \
+            self._train_seconds / 60
+        if not self.minutes or progress < self.minutes[0]:
             return
         mark = self.minutes.pop(0)
-        row = dict(minutes=mark, iters=runner.iter + 1)
+        row = dict(minutes=self._train_seconds / 60, iters=runner.iter + 1)
         for name in self._loaders:
             row[name] = self._evaluate(runner, name)
         self.rows.append(row)
         shown = ', '.join(f'{n}: {row[n].get(self.key, float("nan")):.2f}'
                           for n in self._loaders)
-        print_log(f'[time budget] {mark:g} min, iter {row["iters"]}: '
+        print_log(f'[time budget] {row["minutes"]:.1f} min, iter '
+                  f'{row["iters"]}: '
                   f'{shown}', logger='current')
         if not self.minutes and self.stop_after_last:
             runner.train_loop._max_iters = runner.iter + 1
@@ -100,5 +109,5 @@ class TimeBudgetEvalHook(Hook):
         for row in self.rows:
             vals = ' | '.join(f'{row[n].get(self.key, float("nan")):.2f}'
                               for n in names)
-            lines.append(f'| {row["minutes"]:g} | {row["iters"]} | {vals} |')
+            lines.append(f'| {row["minutes"]:.1f} | {row["iters"]} | {vals} |')
         print_log('Learning curve:\n' + '\n'.join(lines), logger='current')
