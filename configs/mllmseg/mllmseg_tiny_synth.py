@@ -37,8 +37,11 @@ model = dict(
         seg_state_offset=-1, image_state_offset=-1),
     neck=dict(type='DSFFNeck', embed_dims=128, num_heads=4, ffn_channels=128,
               dropout=0.0),
+    # From scratch the final bias must start at the foreground prior, or
+    # the BatchNorm'd mask map needs thousands of steps to turn negative.
     decode_head=dict(type='LightMaskDecoderHead', embed_dims=128,
-                     num_heads=4, ffn_channels=128, dropout=0.0),
+                     num_heads=4, ffn_channels=128, dropout=0.0,
+                     mask_prior_prob=0.05),
     lm_loss_weight=1.0,
     test_cfg=dict(mode='teacher_forced'))
 
