@@ -15,11 +15,12 @@ small splits only.
 import argparse
 import logging
 import os
-import os.path as osp
 from typing import List, Optional
 
 from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.logging import print_log
+
+from mmrefseg.apis import build_runner, resolve_work_dir
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -149,33 +150,13 @@ def build_cfg(args: argparse.Namespace) -> Config:
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     # work_dir: command line > config > ./work_dirs/<config name>
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+    resolve_work_dir(cfg, args.config, args.work_dir)
     cfg.load_from = args.checkpoint
     if args.show or args.show_dir:
         trigger_visualization_hook(cfg, args)
     if args.out is not None:
         add_dump_results(cfg, args.out)
     return cfg
-
-
-def build_runner(cfg: Config):
-    """Build the runner named by ``runner_type``, or a default Runner.
-
-    Args:
-        cfg (Config): The full config.
-
-    Returns:
-        The runner (``Runner``, ``FlexibleRunner`` or a registered one).
-    """
-    if 'runner_type' in cfg:
-        from mmrefseg.registry import RUNNERS
-        return RUNNERS.build(cfg)
-    from mmengine.runner import Runner
-    return Runner.from_cfg(cfg)
 
 
 def main(argv: Optional[List[str]] = None) -> None:

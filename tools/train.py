@@ -13,11 +13,12 @@ otherwise with :meth:`mmengine.runner.Runner.from_cfg`.
 import argparse
 import logging
 import os
-import os.path as osp
 from typing import List, Optional
 
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
+
+from mmrefseg.apis import build_runner, resolve_work_dir
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -117,31 +118,11 @@ def build_cfg(args: argparse.Namespace) -> Config:
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     # work_dir: command line > config > ./work_dirs/<config name>
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+    resolve_work_dir(cfg, args.config, args.work_dir)
     if args.amp:
         apply_amp(cfg)
     cfg.resume = args.resume
     return cfg
-
-
-def build_runner(cfg: Config):
-    """Build the runner named by ``runner_type``, or a default Runner.
-
-    Args:
-        cfg (Config): The full config.
-
-    Returns:
-        The runner (``Runner``, ``FlexibleRunner`` or a registered one).
-    """
-    if 'runner_type' in cfg:
-        from mmrefseg.registry import RUNNERS
-        return RUNNERS.build(cfg)
-    from mmengine.runner import Runner
-    return Runner.from_cfg(cfg)
 
 
 def main(argv: Optional[List[str]] = None) -> None:

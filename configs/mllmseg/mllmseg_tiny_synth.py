@@ -63,15 +63,17 @@ test_pipeline = [
     dict(conversation, test_mode=True),
     dict(type='PackRefSegInputs'),
 ]
+# One expression per conversation: with several, each [SEG] state has to pick
+# its own expression out of a list, which delayed grounding on CPU.
 train_dataloader = dict(
-    batch_size=16, num_workers=1, persistent_workers=True,
+    batch_size=32, num_workers=1, persistent_workers=True,
     sampler=dict(type='InfiniteSampler', shuffle=True),
     collate_fn=dict(type='pseudo_collate'),
     dataset=dict(
         type={{_base_.dataset_type}}, data_root={{_base_.data_root}},
         dataset_name={{_base_.dataset_name}}, split_by='unc', split='train',
         data_prefix=dict(img_path={{_base_.img_prefix}}),
-        max_expressions_per_sample=3, pipeline=train_pipeline))
+        max_expressions_per_sample=1, pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=16, num_workers=1, persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=False),

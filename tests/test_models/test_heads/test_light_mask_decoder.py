@@ -234,3 +234,18 @@ def test_init_weights():
     assert torch.all(layer.linear1.bias == 0)
     bound = math.sqrt(6 / (32 * 9 + 16 * 9))  # xavier bound of conv1
     assert head.conv1[0].weight.abs().max() <= bound
+
+
+def test_mask_prior_prob_sets_the_final_bias():
+    head = LightMaskDecoderHead(llm_channels=16, embed_dims=8, num_heads=2,
+                                ffn_channels=8, patch_size=2,
+                                mask_prior_prob=0.05)
+    head.init_weights()
+    assert torch.allclose(head.conv2.bias,
+                          torch.tensor([-math.log(0.95 / 0.05)]))
+    plain = LightMaskDecoderHead(llm_channels=16, embed_dims=8, num_heads=2,
+                                 ffn_channels=8, patch_size=2)
+    plain.init_weights()
+    assert abs(float(plain.conv2.bias)) < 1.0  # PyTorch default bound 1/5
+    with pytest.raises(ValueError, match='mask_prior_prob'):
+        LightMaskDecoderHead(llm_channels=16, mask_prior_prob=1.5)
