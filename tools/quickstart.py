@@ -21,8 +21,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--config', default=osp.join(
         ROOT, 'configs', 'mllmseg', 'mllmseg_tiny_synth.py'))
-    parser.add_argument('--minutes', nargs='+', default=['3', '6'])
-    parser.add_argument('--val-samples', default='300')
+    parser.add_argument('--minutes', nargs='+', default=['3', '7'])
+    parser.add_argument('--val-samples', default='200')
     args = parser.parse_args()
     sys.argv = [
         'grounding_curve.py', args.config, '--minutes', *args.minutes,
