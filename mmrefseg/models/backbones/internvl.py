@@ -167,19 +167,24 @@ class InternVLBackbone(BaseModule):
         need = max([len(self.tokenizer)] + [i + 1 for i in new_ids])
         if need > old_rows:
             self.hf.resize_token_embeddings(need, mean_resizing=False)
-        trained = [i for i in range(min(old_rows, len(self.tokenizer)))
-                   if i not in set(new_ids)]
         reinit = new_ids if self.init_new_token_rows else \
             [i for i in new_ids if i >= old_rows]
+        if not reinit:
+            return new_ids
+        # Rows the checkpoint trained: below both sizes, minus the new ids.
+        limit = min(old_rows, len(self.tokenizer))
+        trained = torch.ones(limit, dtype=torch.bool)
+        trained[[i for i in new_ids if i < limit]] = False
         with torch.no_grad():
             for layer in (self.hf.get_input_embeddings(),
                           self.hf.get_output_embeddings()):
                 w = layer.weight
-                if w.device.type == 'meta' or not reinit:
+                if w.device.type == 'meta':
                     continue
-                mean = w[trained].float().mean(0) if len(trained) else 0.
-                w[reinit] = mean.to(w.dtype) if torch.is_tensor(mean) \
-                    else 0.
+                rows = w[:limit][trained.to(w.device)]
+                mean = rows.float().mean(0) if len(rows) else \
+                    w.new_zeros(w.shape[1], dtype=torch.float32)
+                w[reinit] = mean.to(w.dtype)
         return new_ids
 
     def _configure_training(self, new_ids, freeze_vit, freeze_projector,

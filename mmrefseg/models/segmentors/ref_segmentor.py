@@ -1,5 +1,6 @@
 # Copyright (c) mmrefseg contributors.
 """RefSegmentor: InternVL backbone + optional neck + segmentation head."""
+import inspect
 from typing import Dict, List, Optional, Sequence
 
 import torch
@@ -125,7 +126,6 @@ class RefSegmentor(BaseSegmentor):
         """Fill width arguments that the config leaves out."""
         cfg = dict(cfg)
         obj_cls = MODELS.get(cfg['type'])
-        import inspect
         params = inspect.signature(obj_cls.__init__).parameters
         for key, value in widths.items():
             if key in params and key not in cfg:
