@@ -18,6 +18,36 @@ from .mllm_outputs import MLLMOutputs
 
 IGNORE_INDEX = -100
 
+
+def sincos_2d_position_table(rows: int, cols: int, dim: int) -> torch.Tensor:
+    """MAE's fixed 2D sine-cosine position table, row-major patches.
+
+    The first half of the channels encodes the column (x), the second half
+    the row (y); each half is ``[sin(p * w_k), cos(p * w_k)]`` with
+    ``w_k = 10000 ** (-k / (dim / 4))``.
+
+    Args:
+        rows (int): Patch rows.
+        cols (int): Patch columns.
+        dim (int): Channels, a multiple of 4.
+
+    Returns:
+        Tensor: Shape (rows * cols, dim), float32.
+    """
+    if dim % 4 != 0:
+        raise ValueError(f'sin-cos position table needs dim % 4 == 0, got {dim}')
+    omega = 1.0 / 10000**(torch.arange(dim // 4, dtype=torch.float64) /
+                           (dim / 4))
+    y, x = torch.meshgrid(torch.arange(rows, dtype=torch.float64),
+                          torch.arange(cols, dtype=torch.float64),
+                          indexing='ij')
+
+    def encode(p: torch.Tensor) -> torch.Tensor:
+        angles = p.reshape(-1, 1) * omega
+        return torch.cat([angles.sin(), angles.cos()], dim=1)
+
+    return torch.cat([encode(x), encode(y)], dim=1).float()
+
 # LoRA targets per text-model family (HF-native module names).
 LLM_LORA_TARGETS = {
     'qwen2': ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj',
@@ -70,6 +100,12 @@ class InternVLBackbone(BaseModule):
         torch_dtype: parameter dtype ('float32' or 'bfloat16').
         attn_implementation: 'sdpa' (default), 'eager' or
             'flash_attention_2' (needs the ``flash`` extra).
+        vit_pos_embed_init: only for random weights (``config`` without
+            ``pretrained``). None keeps transformers' init, which sets the
+            ViT's absolute position embeddings to zero; 'sincos' starts them
+            at the 2D sine-cosine table of MAE, so a model trained from
+            scratch knows where each patch is from the first step, like a
+            pretrained InternViT whose learned table encodes the 2D grid.
         init_cfg: MMEngine init config (unused: weights come from HF).
     """
 
@@ -91,11 +127,20 @@ class InternVLBackbone(BaseModule):
                  gradient_checkpointing: bool = False,
                  torch_dtype: str = 'float32',
                  attn_implementation: str = 'sdpa',
+                 vit_pos_embed_init: Optional[str] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if pretrained is None and config is None:
             raise ValueError('InternVLBackbone needs `pretrained` (a local HF '
                              'checkpoint directory) or `config`.')
+        if vit_pos_embed_init not in (None, 'sincos'):
+            raise ValueError("vit_pos_embed_init must be None or 'sincos', "
+                             f'got {vit_pos_embed_init!r}')
+        if vit_pos_embed_init is not None and pretrained is not None:
+            raise ValueError('vit_pos_embed_init would overwrite the '
+                             f'position embeddings loaded from {pretrained}; '
+                             'use it only for randomly initialised models.')
+        self.vit_pos_embed_init = vit_pos_embed_init
         tokenizer = tokenizer if tokenizer is not None else pretrained
         self.tokenizer_cfg = tokenizer
         self.tokenizer = build_tokenizer(tokenizer, extra_special_tokens)
@@ -119,6 +164,7 @@ class InternVLBackbone(BaseModule):
                 f'The tokenizer maps {IMG_CONTEXT_TOKEN} to {ctx} but the '
                 f'model config says image_token_id={self.image_token_id}.')
         new_ids = self._add_token_rows(extra_special_tokens)
+        self._init_vit_pos_embed()
         self._configure_training(new_ids, freeze_vit, freeze_projector,
                                  freeze_llm, train_new_token_rows, llm_lora,
                                  vit_lora)
@@ -223,6 +269,23 @@ class InternVLBackbone(BaseModule):
             raise ValueError('No default LoRA target modules for this model '
                              'family; set target_modules explicitly.')
         inject_adapter_in_model(LoraConfig(**lora_cfg), module)
+
+    def init_weights(self) -> None:
+        """Keep the ViT position table if MMEngine re-runs HF's init."""
+        super().init_weights()
+        self._init_vit_pos_embed()
+
+    def _init_vit_pos_embed(self) -> None:
+        if self.vit_pos_embed_init != 'sincos':
+            return
+        pos = self.hf.model.vision_tower.embeddings.position_embeddings
+        if pos is None or pos.device.type == 'meta':
+            return
+        side = self.tile_size // self.patch_size
+        table = sincos_2d_position_table(side, side, pos.shape[-1])
+        with torch.no_grad():
+            pos[0, 0].zero_()  # the CLS slot has no grid position
+            pos[0, 1:] = table.to(pos.dtype)
 
     # --------------------------------------------------------------- helpers
     @property

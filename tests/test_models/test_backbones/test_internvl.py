@@ -6,6 +6,7 @@ import torch
 from transformers import InternVLForConditionalGeneration
 
 from mmrefseg.models.backbones import InternVLBackbone, tiny_internvl_config
+from mmrefseg.models.backbones.internvl import sincos_2d_position_table
 from mmrefseg.models.utils import NewTokenEmbedding, NewTokenLMHead
 from mmrefseg.registry import MODELS
 
@@ -175,3 +176,40 @@ def test_meta_device_build_of_8b_dims():
     per_layer = 64 * ((4096 + 4096) * 2 + (4096 + 1024) * 2 +
                       (4096 + 14336) * 3)
     assert n_lora == 32 * per_layer
+
+
+def test_sincos_position_table_values():
+    table = sincos_2d_position_table(2, 3, 8)
+    assert table.shape == (6, 8)
+    # Patch (row 1, col 2) is index 5: x = 2 in the first half, y = 1 after.
+    omega = torch.tensor([1.0, 0.01])
+    expected = torch.cat([(2 * omega).sin(), (2 * omega).cos(),
+                          (1 * omega).sin(), (1 * omega).cos()])
+    torch.testing.assert_close(table[5], expected)
+    with pytest.raises(ValueError, match='dim % 4'):
+        sincos_2d_position_table(2, 2, 6)
+
+
+def test_vit_pos_embed_sincos_init_survives_init_weights(tiny_backbone_cfg):
+    cfg = copy.deepcopy(tiny_backbone_cfg)
+    bb = MODELS.build(cfg)
+    pos = bb.hf.model.vision_tower.embeddings.position_embeddings
+    assert not pos.detach().abs().any(), 'transformers inits it at zero'
+    cfg['vit_pos_embed_init'] = 'sincos'
+    bb = MODELS.build(cfg)
+    bb.init_weights()  # what the runner does before training
+    pos = bb.hf.model.vision_tower.embeddings.position_embeddings
+    side = bb.tile_size // bb.patch_size
+    assert torch.equal(pos[0, 0], torch.zeros_like(pos[0, 0]))
+    torch.testing.assert_close(
+        pos[0, 1:], sincos_2d_position_table(side, side, pos.shape[-1]))
+    assert pos.requires_grad  # a starting point, still learned
+
+
+def test_vit_pos_embed_init_refuses_pretrained(tmp_path):
+    with pytest.raises(ValueError, match='overwrite'):
+        InternVLBackbone(pretrained=str(tmp_path), tokenizer=TOK,
+                         vit_pos_embed_init='sincos')
+    with pytest.raises(ValueError, match="'sincos'"):
+        InternVLBackbone(config=tiny_internvl_config(), tokenizer=TOK,
+                         vit_pos_embed_init='learned')
