@@ -14,39 +14,10 @@ from mmrefseg.registry import MODELS
 from mmrefseg.utils.tokenizer import (IMG_CONTEXT_TOKEN, REJ_TOKEN, SEG_TOKEN,
                                       TokenizerCfg, build_tokenizer, token_id)
 from ..utils.new_token_rows import NewTokenEmbedding, NewTokenLMHead
+from ..utils.position_table import sincos_2d_position_table
 from .mllm_outputs import MLLMOutputs
 
 IGNORE_INDEX = -100
-
-
-def sincos_2d_position_table(rows: int, cols: int, dim: int) -> torch.Tensor:
-    """MAE's fixed 2D sine-cosine position table, row-major patches.
-
-    The first half of the channels encodes the column (x), the second half
-    the row (y); each half is ``[sin(p * w_k), cos(p * w_k)]`` with
-    ``w_k = 10000 ** (-k / (dim / 4))``.
-
-    Args:
-        rows (int): Patch rows.
-        cols (int): Patch columns.
-        dim (int): Channels, a multiple of 4.
-
-    Returns:
-        Tensor: Shape (rows * cols, dim), float32.
-    """
-    if dim % 4 != 0:
-        raise ValueError(f'sin-cos position table needs dim % 4 == 0, got {dim}')
-    omega = 1.0 / 10000**(torch.arange(dim // 4, dtype=torch.float64) /
-                           (dim / 4))
-    y, x = torch.meshgrid(torch.arange(rows, dtype=torch.float64),
-                          torch.arange(cols, dtype=torch.float64),
-                          indexing='ij')
-
-    def encode(p: torch.Tensor) -> torch.Tensor:
-        angles = p.reshape(-1, 1) * omega
-        return torch.cat([angles.sin(), angles.cos()], dim=1)
-
-    return torch.cat([encode(x), encode(y)], dim=1).float()
 
 # LoRA targets per text-model family (HF-native module names).
 LLM_LORA_TARGETS = {
@@ -269,11 +240,6 @@ class InternVLBackbone(BaseModule):
             raise ValueError('No default LoRA target modules for this model '
                              'family; set target_modules explicitly.')
         inject_adapter_in_model(LoraConfig(**lora_cfg), module)
-
-    def init_weights(self) -> None:
-        """Keep the ViT position table if MMEngine re-runs HF's init."""
-        super().init_weights()
-        self._init_vit_pos_embed()
 
     def _init_vit_pos_embed(self) -> None:
         if self.vit_pos_embed_init != 'sincos':

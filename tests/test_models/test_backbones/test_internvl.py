@@ -6,8 +6,8 @@ import torch
 from transformers import InternVLForConditionalGeneration
 
 from mmrefseg.models.backbones import InternVLBackbone, tiny_internvl_config
-from mmrefseg.models.backbones.internvl import sincos_2d_position_table
-from mmrefseg.models.utils import NewTokenEmbedding, NewTokenLMHead
+from mmrefseg.models.utils import (NewTokenEmbedding, NewTokenLMHead,
+                                   sincos_2d_position_table)
 from mmrefseg.registry import MODELS
 
 TOK = dict(type='tiny_bpe', vocab_size=1024)
