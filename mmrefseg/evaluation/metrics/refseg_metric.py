@@ -20,124 +20,18 @@ from mmengine.structures import BaseDataElement
 from torch import Tensor
 
 from mmrefseg.registry import METRICS
+from ..functional import as_mask, box_iou, mask_boxes
+from .metric_state import State, add_state, empty_state, merge_states
 
 # Epsilons of the reference implementations; keeping them makes our numbers
 # match theirs to the printed precision.
 LISA_EPS = 1e-5  # LISA / MLLMSeg RES: iou = I / (U + 1e-5)
 MLLMSEG_GRES_EPS = 1e-8  # MLLMSeg GRES: iou = I / (U + 1e-8)
 
-State = Dict[str, dict]
-
-
-def empty_state() -> State:
-    """Return an empty metric state.
-
-    A state has three dicts: ``sums`` (name -> number, added up),
-    ``parse`` (parse status -> count) and ``images`` (image key ->
-    ``(sum of per-expression IoU, number of expressions)``).
-
-    Returns:
-        dict: ``dict(sums={}, parse={}, images={})``.
-    """
-    return dict(sums={}, parse={}, images={})
-
-
-def _add_into(dst: State, src: State) -> None:
-    """Add ``src`` into ``dst`` in place (never aliases mutable parts)."""
-    for name in ('sums', 'parse'):
-        target = dst[name]
-        for key, value in src[name].items():
-            target[key] = target.get(key, 0) + value
-    images = dst['images']
-    for key, (iou_sum, count) in src['images'].items():
-        old = images.get(key)
-        images[key] = ((iou_sum, count) if old is None else
-                       (old[0] + iou_sum, old[1] + count))
-
-
-def merge_states(states: Sequence[State]) -> State:
-    """Merge metric states, e.g. those of several ranks.
-
-    Sums and parse counts add up; per-image entries with the same key add
-    up too, so an image whose expressions were evaluated on different ranks
-    is still one image.
-
-    Args:
-        states (Sequence[dict]): States as returned by
-            :meth:`RefSegMetric.local_state`.
-
-    Returns:
-        dict: A new state; the inputs are not modified.
-    """
-    merged = empty_state()
-    for state in states:
-        _add_into(merged, state)
-    return merged
-
 
 def _ratio(num: float, den: float) -> float:
     """``100 * num / den`` in percent, NaN when undefined (``den == 0``)."""
     return 100.0 * num / den if den > 0 else float('nan')
-
-
-def _as_mask(data: Any) -> Tensor:
-    """A [K, H, W] tensor from a tensor/ndarray mask ([H, W] means K = 1)."""
-    mask = data if isinstance(data, Tensor) else torch.as_tensor(
-        np.asarray(data))
-    if mask.dim() == 2:
-        mask = mask[None]
-    if mask.dim() != 3:
-        raise ValueError(f'expected masks of shape [K, H, W], got '
-                         f'{tuple(mask.shape)}')
-    return mask
-
-
-def _mask_boxes(masks: Tensor, edges: bool) -> np.ndarray:
-    """Tight boxes of binary masks.
-
-    Args:
-        masks (Tensor): Bool masks [K, H, W].
-        edges (bool): True for pixel-edge coordinates
-            ``[x_min, y_min, x_max + 1, y_max + 1]`` (COCO), False for the
-            inclusive pixel indices ``[x_min, y_min, x_max, y_max]``.
-
-    Returns:
-        np.ndarray: [K, 4] float64 xyxy boxes, all zeros for an empty mask.
-    """
-    num, height, width = masks.shape
-    if num == 0:
-        return np.zeros((0, 4))
-    rows = masks.bool().any(dim=2)
-    cols = masks.bool().any(dim=1)
-    nonempty = rows.any(dim=1).cpu().numpy()
-    rows, cols = rows.to(torch.uint8), cols.to(torch.uint8)
-    # argmax returns the first maximal index: the first / last foreground
-    # row and column without materialising index lists.
-    y1 = rows.argmax(dim=1)
-    y2 = height - 1 - rows.flip(1).argmax(dim=1)
-    x1 = cols.argmax(dim=1)
-    x2 = width - 1 - cols.flip(1).argmax(dim=1)
-    boxes = torch.stack([x1, y1, x2, y2], dim=1).cpu().double().numpy()
-    if edges:
-        boxes[:, 2:] += 1
-    boxes[~nonempty] = 0
-    return boxes
-
-
-def _box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise IoU of [N, 4] xyxy boxes in continuous coordinates (0 when
-    the union is empty)."""
-    iw = np.clip(
-        np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
-    ih = np.clip(
-        np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
-    inter = iw * ih
-    area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(
-        a[:, 3] - a[:, 1], 0, None)
-    area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(
-        b[:, 3] - b[:, 1], 0, None)
-    union = area_a + area_b - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
 def _flags(value: Any, num: int, name: str) -> Optional[np.ndarray]:
@@ -345,7 +239,7 @@ class RefSegMetric(BaseMetric):
         if self._pending is not None:
             position = rank + (self._num_processed - 1) * world_size
             if position < size:
-                _add_into(state, self._pending)
+                add_state(state, self._pending)
         return state
 
     # ------------------------------------------------------------------
@@ -364,14 +258,14 @@ class RefSegMetric(BaseMetric):
                 sample = sample.to_dict()
             state = self._sample_state(sample)
             if self._pending is not None:
-                _add_into(self._accum, self._pending)
+                add_state(self._accum, self._pending)
             self._pending = state
             self._num_processed += 1
 
     def _sample_state(self, sample: dict) -> State:
         """Reduce one sample (one image, K expressions) to a state."""
-        pred = _as_mask(sample['pred_sem_seg']['data'])
-        gt = _as_mask(sample['gt_sem_seg']['data'])
+        pred = as_mask(sample['pred_sem_seg']['data'])
+        gt = as_mask(sample['gt_sem_seg']['data'])
         if pred.shape != gt.shape:
             raise ValueError(f'pred_sem_seg {tuple(pred.shape)} and '
                              f'gt_sem_seg {tuple(gt.shape)} differ; the '
@@ -444,12 +338,12 @@ class RefSegMetric(BaseMetric):
         if not has_target.any():
             return
         edges = self.rec_box_style == 'coco'
-        pred_boxes = _mask_boxes(pred, edges=edges)
+        pred_boxes = mask_boxes(pred, edges=edges)
         gt_boxes = sample.get('gt_bboxes')
         if gt_boxes is None:
             # GT boxes of the datasets are COCO boxes (pixel edges) whatever
             # the style of the predicted box.
-            gt_boxes = _mask_boxes(gt, edges=True)
+            gt_boxes = mask_boxes(gt, edges=True)
         else:
             if isinstance(gt_boxes, Tensor):
                 gt_boxes = gt_boxes.cpu().numpy()
@@ -459,7 +353,7 @@ class RefSegMetric(BaseMetric):
                                  f'for {pred_boxes.shape[0]} expressions')
         if self.rec_box_style == 'mllmseg':
             gt_boxes = gt_boxes.astype(np.float16).astype(np.float64)
-        ious = _box_iou(pred_boxes[has_target], gt_boxes[has_target])
+        ious = box_iou(pred_boxes[has_target], gt_boxes[has_target])
         if self.rec_iou_rule == '>=':
             hits = ious >= self.rec_iou_thr
         else:

@@ -1,7 +1,7 @@
 # Copyright (c) mmrefseg contributors.
 """InternVL as an MMEngine backbone, on transformers' native classes."""
 import os.path as osp
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence
 
 import torch
 import torch.nn as nn

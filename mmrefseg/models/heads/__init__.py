@@ -1,9 +1,6 @@
 # Copyright (c) mmrefseg contributors.
 from .light_mask_decoder import LightMaskDecoderHead
-from .self1e_head import Self1EHead, internvl_pixel_unshuffle
+from .self1e_head import Self1EHead
 from .text4seg_head import Text4SegHead
 
-__all__ = [
-    'LightMaskDecoderHead', 'Self1EHead', 'Text4SegHead',
-    'internvl_pixel_unshuffle'
-]
+__all__ = ['LightMaskDecoderHead', 'Self1EHead', 'Text4SegHead']

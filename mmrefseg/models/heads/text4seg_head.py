@@ -10,7 +10,7 @@ from mmseg.structures import SegDataSample
 from torch import Tensor
 from transformers import StoppingCriteria, StoppingCriteriaList
 
-from mmrefseg.codecs.rrle import BACKGROUND, DecodeResult, decode_answer
+from mmrefseg.codecs import BACKGROUND, DecodeResult, decode_answer
 from mmrefseg.registry import MODELS
 from mmrefseg.utils.tokenizer import IM_END_TOKEN, token_id
 from ..backbones.mllm_outputs import MLLMOutputs

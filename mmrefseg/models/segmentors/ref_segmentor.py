@@ -1,7 +1,7 @@
 # Copyright (c) mmrefseg contributors.
 """RefSegmentor: InternVL backbone + optional neck + segmentation head."""
 import inspect
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional
 
 import torch
 import torch.nn.functional as F

@@ -1,10 +1,12 @@
 # Copyright (c) mmrefseg contributors.
 from .dual_perception_mask import dual_perception_mask, to_additive_mask
 from .new_token_rows import NewTokenEmbedding, NewTokenLMHead
+from .pixel_unshuffle import internvl_pixel_unshuffle
 from .position_table import sincos_2d_position_table
 from .sam_refiner import SamMaskRefiner
 
 __all__ = [
     'NewTokenEmbedding', 'NewTokenLMHead', 'SamMaskRefiner',
-    'dual_perception_mask', 'sincos_2d_position_table', 'to_additive_mask'
+    'dual_perception_mask', 'internvl_pixel_unshuffle',
+    'sincos_2d_position_table', 'to_additive_mask'
 ]

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from mmrefseg.codecs.rrle import decode_answer, mask_to_grid
+from mmrefseg.codecs import decode_answer, mask_to_grid
 from mmrefseg.datasets.transforms import BuildConversation, Text4SegAnswer
 from mmrefseg.datasets.transforms.text4seg_answer import (TEXT4SEG_ANSWERS,
                                                           TEXT4SEG_QUESTIONS)

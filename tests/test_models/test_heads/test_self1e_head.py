@@ -15,7 +15,7 @@ from mmseg.structures import SegDataSample
 
 from mmrefseg.datasets.prompts import PROMPT_STYLES
 from mmrefseg.models.backbones import MLLMOutputs
-from mmrefseg.models.heads import Self1EHead, internvl_pixel_unshuffle
+from mmrefseg.models.heads import Self1EHead
 from mmrefseg.registry import DATASETS, MODELS
 
 TOK = dict(type='tiny_bpe', vocab_size=1024)
@@ -67,16 +67,6 @@ def test_real_configs_build_on_meta(size, c):
     assert any('multi_modal_projector' in n for n in names)
     lora_a = next(p for n, p in model.named_parameters() if 'lora_A' in n)
     assert lora_a.shape[0] == 128
-
-
-def test_pixel_unshuffle_inverts_internvl_pixel_shuffle(tiny_backbone_cfg):
-    hf_model = MODELS.build(tiny_backbone_cfg).hf.model
-    x = torch.randn(2, 6, 10, 3)  # non-square grid
-    shuffled = hf_model.pixel_shuffle(x, scale_factor=0.5)
-    assert shuffled.shape == (2, 3, 5, 12)
-    assert torch.equal(internvl_pixel_unshuffle(shuffled), x)
-    # Chunk k = 2*dr + dc holds sub-pixel (dr, dc).
-    assert torch.equal(shuffled[0, 1, 2, 9:12], x[0, 3, 5])
 
 
 # --------------------------------------------------------------- fakes
