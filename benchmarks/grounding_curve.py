@@ -34,6 +34,11 @@ def parse_args(argv=None):
     parser.add_argument('--work-dir', default=None)
     parser.add_argument('--data-root', default=None,
                         help='synthetic data root (generated if missing)')
+    parser.add_argument('--keep-schedule', action='store_true',
+                        help="keep the config's param_scheduler (e.g. a "
+                        'cosine fitted to the budget); by default the LR is '
+                        'held constant after warm-up so that every mark '
+                        'sees the same schedule')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser.parse_args(argv)
 
@@ -78,9 +83,11 @@ def build_cfg(args) -> Config:
     # The hook decides when to stop; no regular validation in between.
     cfg.train_cfg.max_iters = 10**7
     cfg.train_cfg.val_interval = 10**8
-    cfg.param_scheduler = [
-        s for s in cfg.param_scheduler if s.get('type') == 'LinearLR'
-    ] + [dict(type='ConstantLR', factor=1.0, by_epoch=False, begin=10**6)]
+    if not args.keep_schedule:
+        cfg.param_scheduler = [
+            s for s in cfg.param_scheduler if s.get('type') == 'LinearLR'
+        ] + [dict(type='ConstantLR', factor=1.0, by_epoch=False,
+                  begin=10**6)]
     return cfg
 
 

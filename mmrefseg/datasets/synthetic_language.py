@@ -177,6 +177,42 @@ def resolve_expression(text: str, objects: Sequence[SceneObject], width: int,
     return frozenset(cands)
 
 
+#: Kinds of :func:`expression_kind`, the single-target ones first.
+EXPRESSION_KINDS = ('colour', 'shape', 'colour_shape', 'position', 'size',
+                    'multi')
+
+
+def expression_kind(text: str) -> str:
+    """Which template family a single- or multi-target text comes from.
+
+    The kinds are those of :func:`single_target_texts` plus ``'multi'``
+    for plural/conjunctive texts. A position or size word decides the
+    kind whatever else the text says ("the red star on the left" is a
+    position expression): those are the words whose referent depends on
+    the other objects of the scene.
+
+    Args:
+        text (str): An expression of the synthetic language.
+
+    Returns:
+        str: One of :data:`EXPRESSION_KINDS`.
+    """
+    words = [w.strip('.,!?') for w in text.lower().split()]
+    if ('and' in words or any(w in _NUMBERS or w in _ALL for w in words)
+            or any(w in _SHAPE_OF_PLURAL or w in _GENERIC_PLURAL
+                   for w in words)):
+        return 'multi'
+    if any(w in _POSITION for w in words):
+        return 'position'
+    if any(w in _SIZE for w in words):
+        return 'size'
+    colour = any(w in COLOURS for w in words)
+    shape = any(w in SHAPES for w in words)
+    if colour and shape:
+        return 'colour_shape'
+    return 'colour' if colour else 'shape'
+
+
 def single_target_texts(objects: Sequence[SceneObject], i: int, width: int,
                         height: int) -> Dict[str, List[str]]:
     """Every template expression that refers to exactly object ``i``.

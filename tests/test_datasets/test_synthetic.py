@@ -12,9 +12,13 @@ import pytest
 
 from mmrefseg.datasets.refer_io import safe_load_pickle, segmentation_to_mask
 from mmrefseg.datasets.synthetic import generate_synthetic_refer
-from mmrefseg.datasets.synthetic_language import (COLOURS, SHAPES, SceneObject,
+from mmrefseg.datasets.synthetic_language import (COLOURS, EXPRESSION_KINDS,
+                                                  SHAPES, SceneObject,
+                                                  expression_kind,
+                                                  multi_target_texts,
                                                   resolve_expression,
-                                                  scene_object_from_ann)
+                                                  scene_object_from_ann,
+                                                  single_target_texts)
 from mmrefseg.datasets.transforms import LoadRefImage
 
 PALETTE = np.array(list(COLOURS.values()), np.float32)
@@ -194,3 +198,26 @@ def test_resolver(text, expected):
     ]
     got = resolve_expression(text, scene, 200, 200)
     assert got == (None if expected is None else frozenset(expected))
+
+
+def test_expression_kind_recovers_the_template_family():
+    rng = np.random.default_rng(0)
+    seen = set()
+    for _ in range(30):
+        scene = [
+            SceneObject(SHAPES[rng.integers(len(SHAPES))],
+                        list(COLOURS)[rng.integers(2)], *rng.uniform(
+                            10, 190, size=2), float(rng.uniform(100, 900)))
+            for _ in range(int(rng.integers(2, 5)))
+        ]
+        for i in range(len(scene)):
+            for kind, texts in single_target_texts(scene, i, 200, 200).items():
+                for text in texts:
+                    assert expression_kind(text) == kind, text
+                    seen.add(kind)
+        for texts in multi_target_texts(scene, 200, 200).values():
+            for text in texts:
+                assert expression_kind(text) == 'multi', text
+                seen.add('multi')
+    assert seen == set(EXPRESSION_KINDS)
+    assert expression_kind('The red star on the LEFT.') == 'position'

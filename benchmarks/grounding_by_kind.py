@@ -1,0 +1,153 @@
+# Copyright (c) mmrefseg contributors.
+"""Which expressions does a checkpoint ground? Synthetic val IoU per kind.
+
+Splits the synthetic REFER val expressions by template family (colour,
+shape, colour+shape, position, size; see
+:func:`mmrefseg.datasets.synthetic_language.expression_kind`) and prints,
+per family, the cIoU and mean IoU with the target, Pr@0.5, and the mean IoU
+of the prediction with the *best-matching* object of the image. The last
+column separates mask quality from selection: a high best-object IoU with a
+low target IoU means a well-drawn mask of the wrong object.
+
+    python benchmarks/grounding_by_kind.py \
+        configs/mllmseg/mllmseg_tiny_synth.py work_dirs/x/iter_1500.pth \
+        --val-samples 400
+"""
+import argparse
+import json
+import os.path as osp
+import sys
+from collections import defaultdict
+from typing import Dict, List
+
+import numpy as np
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
+
+from mmrefseg.datasets.refer_io import segmentation_to_mask
+from mmrefseg.datasets.synthetic_language import (EXPRESSION_KINDS,
+                                                  expression_kind)
+from mmrefseg.utils import register_all_modules
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('config')
+    parser.add_argument('checkpoint')
+    parser.add_argument('--val-samples', type=int, default=400,
+                        help='first N val samples (0 = all)')
+    parser.add_argument('--work-dir', default=None)
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    return parser.parse_args(argv)
+
+
+def object_masks(data_root: str, dataset_name: str):
+    """image id -> list of (annotation id, segmentation) of its objects."""
+    path = osp.join(data_root, dataset_name, 'instances.json')
+    if not osp.isfile(path):
+        raise FileNotFoundError(
+            f'{path} not found: this benchmark reads the synthetic dataset '
+            '(<data_root>/<dataset_name>/instances.json)')
+    with open(path) as f:
+        coco = json.load(f)
+    objects: Dict[int, List[list]] = defaultdict(list)
+    for ann in coco['annotations']:
+        objects[ann['image_id']].append(ann['segmentation'])
+    return objects
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 1.0
+
+
+class KindStats:
+    """Per-kind sums of intersection/union and lists of IoUs."""
+
+    def __init__(self) -> None:
+        # kind -> [intersection, union, [target IoU], [best-object IoU]]
+        self.stats = defaultdict(lambda: [0, 0, [], []])
+
+    def add(self, sample, segmentations: List[list]) -> None:
+        """Score one predicted ``SegDataSample`` with one expression.
+
+        Args:
+            sample (SegDataSample): With ``pred_sem_seg``, ``gt_sem_seg``
+                and ``texts`` in its metainfo.
+            segmentations (list): COCO segmentations of every object of
+                the sample's image.
+        """
+        texts = sample.metainfo['texts']
+        if len(texts) != 1:
+            raise ValueError(f'expected one expression per sample, got {texts}')
+        pred = sample.pred_sem_seg.data[0].cpu().numpy() > 0
+        gt = sample.gt_sem_seg.data[0].cpu().numpy() > 0
+        h, w = gt.shape
+        best = max(
+            (iou(pred, segmentation_to_mask(seg, h, w) > 0)
+             for seg in segmentations),
+            default=0.0)
+        entry = self.stats[expression_kind(texts[0])]
+        entry[0] += int(np.logical_and(pred, gt).sum())
+        entry[1] += int(np.logical_or(pred, gt).sum())
+        entry[2].append(iou(pred, gt))
+        entry[3].append(best)
+
+    def rows(self) -> List[tuple]:
+        """(kind, #expr, cIoU, mIoU, Pr@0.5, best-object mIoU) in percent,
+        one row per kind seen plus ``'all'``."""
+        kinds = [k for k in EXPRESSION_KINDS if k in self.stats]
+        out = []
+        for kind in kinds + ['all']:
+            group = kinds if kind == 'all' else [kind]
+            inter = sum(self.stats[k][0] for k in group)
+            union = sum(self.stats[k][1] for k in group)
+            ious = np.concatenate([self.stats[k][2] for k in group])
+            bests = np.concatenate([self.stats[k][3] for k in group])
+            out.append((kind, len(ious),
+                        100 * inter / union if union else float('nan'),
+                        100 * ious.mean(), 100 * (ious > 0.5).mean(),
+                        100 * bests.mean()))
+        return out
+
+    def table(self) -> str:
+        lines = ['| kind | #expr | cIoU | mIoU | Pr@0.5 | best-object mIoU |',
+                 '|---|---|---|---|---|---|']
+        for kind, n, ciou, miou, pr, best in self.rows():
+            lines.append(f'| {kind} | {n} | {ciou:.1f} | {miou:.1f} | '
+                         f'{pr:.1f} | {best:.1f} |')
+        return '\n'.join(lines)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    register_all_modules(init_default_scope=False)
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    cfg.work_dir = args.work_dir or osp.join('work_dirs', 'grounding_by_kind')
+    loader_cfg = cfg.val_dataloader
+    if args.val_samples:
+        loader_cfg.dataset['indices'] = args.val_samples
+    ds = loader_cfg.dataset
+    objects = object_masks(ds.data_root, ds.dataset_name)
+    runner = Runner.from_cfg(cfg)
+    runner.load_checkpoint(args.checkpoint, map_location='cpu')
+    model = runner.model.eval()
+    loader = runner.build_dataloader(loader_cfg)
+
+    stats = KindStats()
+    with torch.no_grad():
+        for i, batch in enumerate(loader):
+            for sample in model.val_step(batch):
+                stats.add(sample, objects[sample.metainfo['img_id']])
+            print(f'\r{i + 1}/{len(loader)} batches', end='', flush=True,
+                  file=sys.stderr)
+    print(file=sys.stderr)
+    print(stats.table())
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

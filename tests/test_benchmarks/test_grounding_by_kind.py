@@ -1,0 +1,67 @@
+# Copyright (c) mmrefseg contributors.
+import importlib.util
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+from mmengine.structures import PixelData
+from mmseg.structures import SegDataSample
+from pycocotools import mask as mask_utils
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+@pytest.fixture(scope='module')
+def by_kind():
+    spec = importlib.util.spec_from_file_location(
+        'grounding_by_kind',
+        osp.join(REPO, 'benchmarks', 'grounding_by_kind.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _mask(rows, cols):
+    m = np.zeros((4, 6), dtype=np.uint8)
+    m[rows, cols] = 1
+    return m
+
+
+def _sample(text, gt, pred):
+    sample = SegDataSample(metainfo=dict(texts=[text], img_id=1))
+    sample.gt_sem_seg = PixelData(data=torch.from_numpy(gt)[None])
+    sample.pred_sem_seg = PixelData(data=torch.from_numpy(pred)[None])
+    return sample
+
+
+def test_rows_split_quality_from_selection(by_kind):
+    a = _mask(slice(0, 2), slice(0, 2))  # 4 px
+    b = _mask(slice(1, 3), slice(3, 6))  # 6 px
+    rles = [mask_utils.encode(np.asfortranarray(m)) for m in (a, b)]
+    stats = by_kind.KindStats()
+    stats.add(_sample('the red one', a, a), rles)  # right object
+    stats.add(_sample('the leftmost circle', a, b), rles)  # wrong object
+    stats.add(_sample('the star', b, a | b), rles)  # both objects
+    rows = {r[0]: r[1:] for r in stats.rows()}
+    assert list(rows) == ['colour', 'shape', 'position', 'all']
+    np.testing.assert_allclose(rows['colour'], (1, 100, 100, 100, 100))
+    # Wrong object: zero IoU with the target, a perfect mask of another.
+    np.testing.assert_allclose(rows['position'], (1, 0, 0, 0, 100))
+    np.testing.assert_allclose(rows['shape'], (1, 60, 60, 100, 60))
+    # cIoU pools pixels: (4 + 0 + 6) / (4 + 10 + 10).
+    np.testing.assert_allclose(
+        rows['all'], (3, 1000 / 24, 160 / 3, 200 / 3, 260 / 3))
+    assert '| position | 1 | 0.0 | 0.0 | 0.0 | 100.0 |' in stats.table()
+
+
+def test_one_expression_per_sample(by_kind):
+    sample = _sample('the red one', _mask(0, 0), _mask(0, 0))
+    sample.set_metainfo(dict(texts=['the red one', 'the star']))
+    with pytest.raises(ValueError, match='one expression per sample'):
+        by_kind.KindStats().add(sample, [])
+
+
+def test_missing_instances_file_names_the_path(by_kind, tmp_path):
+    with pytest.raises(FileNotFoundError, match='instances.json'):
+        by_kind.object_masks(str(tmp_path), 'synthrefcoco')
