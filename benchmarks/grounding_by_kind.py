@@ -43,7 +43,7 @@ def parse_args(argv=None):
 
 
 def object_masks(data_root: str, dataset_name: str):
-    """image id -> list of (annotation id, segmentation) of its objects."""
+    """image id -> COCO segmentations of all objects of that image."""
     path = osp.join(data_root, dataset_name, 'instances.json')
     if not osp.isfile(path):
         raise FileNotFoundError(
@@ -80,7 +80,8 @@ class KindStats:
         """
         texts = sample.metainfo['texts']
         if len(texts) != 1:
-            raise ValueError(f'expected one expression per sample, got {texts}')
+            raise ValueError(
+                f'expected one expression per sample, got {texts}')
         pred = sample.pred_sem_seg.data[0].cpu().numpy() > 0
         gt = sample.gt_sem_seg.data[0].cpu().numpy() > 0
         h, w = gt.shape

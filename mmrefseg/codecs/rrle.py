@@ -37,12 +37,12 @@ DEFAULT_ANSWER_TEMPLATE = \
 FALLBACK_LABEL = 'target'
 
 
-def _norm(label: str) -> str:
+def label_key(label: str) -> str:
     """Comparison key of a label: collapsed whitespace, case-folded."""
     return ' '.join(label.split()).casefold()
 
 
-def _check_grid_hw(grid_hw: Sequence[int]) -> Tuple[int, int]:
+def check_grid_hw(grid_hw: Sequence[int]) -> Tuple[int, int]:
     """Validate a grid size and return it as a tuple of two ints."""
     try:
         h, w = (int(v) for v in grid_hw)
@@ -91,7 +91,7 @@ def mask_to_grid(mask: np.ndarray,
     if mask.ndim != 2 or mask.size == 0:
         raise ValueError(f'mask must be a non-empty 2-D array, got shape '
                          f'{mask.shape}')
-    h, w = _check_grid_hw(grid_hw)
+    h, w = check_grid_hw(grid_hw)
     rows = _centre_indices(mask.shape[0], h)
     cols = _centre_indices(mask.shape[1], w)
     return mask[np.ix_(rows, cols)] > 0
@@ -114,7 +114,7 @@ def sanitize_label(label: str, background: str = BACKGROUND) -> str:
         str: A label that round-trips through encode and decode.
     """
     cleaned = ' '.join(re.sub(r'[|*]', ' ', str(label)).split())
-    if not cleaned or _norm(cleaned) == _norm(background):
+    if not cleaned or label_key(cleaned) == label_key(background):
         return FALLBACK_LABEL
     return cleaned
 
@@ -162,7 +162,7 @@ def grid_to_labels(grid: np.ndarray,
                          f'{grid.shape}')
     _check_label(label)
     _check_label(background)
-    if _norm(label) == _norm(background):
+    if label_key(label) == label_key(background):
         raise ValueError(f'foreground label {label!r} would decode as the '
                          f'background {background!r}')
     return [[label if cell else background for cell in row]

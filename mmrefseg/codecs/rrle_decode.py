@@ -14,7 +14,7 @@ from typing import Any, List, Optional, Sequence, Set, Tuple
 import numpy as np
 
 from .rrle import (BACKGROUND, COUNT_SEP, DEFAULT_GRID_HW, RUN_SEP, SEG_END,
-                   SEG_START, _check_grid_hw, _norm, sanitize_label)
+                   SEG_START, check_grid_hw, label_key, sanitize_label)
 
 # Every repair the decoder can report, most severe first; a result's
 # ``status`` is the most severe one it needed.
@@ -85,7 +85,7 @@ class _BodyParser:
         # Bumped on every report, so a line can tell whether it was clean
         # even when the same kind was already reported for an earlier line.
         self.reports = 0
-        self.seen = {_norm(background)}
+        self.seen = {label_key(background)}
 
     def report(self, kind: str) -> None:
         """Record a repair."""
@@ -163,7 +163,7 @@ class _BodyParser:
             elif '*' not in piece:
                 self.report('missing_count')
                 label = piece.strip()
-                self.seen.add(_norm(label))
+                self.seen.add(label_key(label))
                 row.append((label, 1))
                 canonical.append(label)
             else:
@@ -195,7 +195,7 @@ class _BodyParser:
                 label = f'{label}*{after}'  # 'a*b *3': a star inside a label
                 continue
             label = label.strip()
-            self.seen.add(_norm(label))
+            self.seen.add(label_key(label))
             junk = after[match.end():] if is_last else ''
             count = self._count(sign, digits, junk, quiet=is_tail and is_last)
             row.append((label, count))
@@ -239,7 +239,7 @@ class _BodyParser:
         how the row was going on; a partial one is dropped.
         """
         label = text.strip()
-        if label and _norm(label) in self.seen:
+        if label and label_key(label) in self.seen:
             return (label, 0)
         return None
 
@@ -316,11 +316,11 @@ def _foreground(labels: List[List[str]], label: Optional[str],
     Returns:
         np.ndarray: ``(h, w)`` bool grid.
     """
-    bg_key = _norm(background)
-    fg_key = None if label is None else _norm(sanitize_label(label,
+    bg_key = label_key(background)
+    fg_key = None if label is None else label_key(sanitize_label(label,
                                                              background))
     verdict = {}
-    for key in {_norm(cell) for row in labels for cell in row}:
+    for key in {label_key(cell) for row in labels for cell in row}:
         if key == bg_key:
             verdict[key] = False
         elif not key or (fg_key is not None and key != fg_key):
@@ -328,8 +328,9 @@ def _foreground(labels: List[List[str]], label: Optional[str],
             verdict[key] = False
         else:
             verdict[key] = True
-    return np.array([[verdict[_norm(cell)] for cell in row] for row in labels],
-                    dtype=bool)
+    return np.array(
+        [[verdict[label_key(cell)] for cell in row] for row in labels],
+        dtype=bool)
 
 
 def _decode(body: str, h: int, w: int, closed: bool, tagged: bool,
@@ -393,7 +394,7 @@ def decode_answer(text: str,
     Returns:
         DecodeResult: Grid, labels and the repairs made.
     """
-    h, w = _check_grid_hw(grid_hw)
+    h, w = check_grid_hw(grid_hw)
     text = _as_text(text)
     repairs: Set[str] = set()
     start = text.find(SEG_START)
@@ -425,5 +426,5 @@ def decode_body(body: str,
     Returns:
         DecodeResult: Grid, labels and the repairs made.
     """
-    h, w = _check_grid_hw(grid_hw)
+    h, w = check_grid_hw(grid_hw)
     return _decode(_as_text(body), h, w, True, True, label, background, set())

@@ -1,5 +1,5 @@
 # Copyright (c) mmrefseg contributors.
-"""Inverse of InternVL's pixel shuffle (the token compression before the LLM)."""
+"""Inverse of InternVL's pixel shuffle, its token compression for the LLM."""
 from torch import Tensor
 
 
