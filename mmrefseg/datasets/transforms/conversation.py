@@ -36,15 +36,22 @@ class InternVLChatFormat:
         system_message (str, optional): system turn; None leaves it out
             (the tiny configs save tokens this way).
         bos (bool): prepend the tokenizer's BOS (InternLM2/Llama do).
+        question_first (bool): put the question before the image in the
+            user turn (``{question}\n<img>...</img>``). Under causal
+            attention the image tokens' hidden states can then read the
+            expression, so per-pixel LLM features are query-aware. InternVL
+            and the released checkpoints put the image first (False).
     """
 
     def __init__(self, tokenizer, num_image_tokens: int,
                  system_message: Optional[str] = None,
-                 bos: bool = False) -> None:
+                 bos: bool = False,
+                 question_first: bool = False) -> None:
         self.tokenizer = tokenizer
         self.num_image_tokens = num_image_tokens
         self.system_message = system_message
         self.bos = bos and tokenizer.bos_token_id is not None
+        self.question_first = question_first
         self.img_context_id = token_id(tokenizer, IMG_CONTEXT_TOKEN)
 
     def _ids(self, text: str) -> List[int]:
@@ -62,8 +69,13 @@ class InternVLChatFormat:
             ids += self._ids(f'{IM_START_TOKEN}system\n'
                              f'{self.system_message}{IM_END_TOKEN}\n')
         ids += self._ids(f'{IM_START_TOKEN}user\n')
-        ids += self._image_ids(num_tiles)
-        ids += self._ids(f'\n{question}{IM_END_TOKEN}\n')
+        if self.question_first:
+            ids += self._ids(f'{question}\n')
+            ids += self._image_ids(num_tiles)
+            ids += self._ids(f'{IM_END_TOKEN}\n')
+        else:
+            ids += self._image_ids(num_tiles)
+            ids += self._ids(f'\n{question}{IM_END_TOKEN}\n')
         ids += self._ids(f'{IM_START_TOKEN}assistant\n')
         return ids
 
@@ -101,6 +113,9 @@ class BuildConversation(BaseTransform):
         extra_special_tokens: must match the backbone's.
         system_message (str, optional): system turn.
         bos (bool): prepend BOS (InternLM2/Llama tokenizers).
+        question_first (bool): question before the image in the user turn,
+            see :class:`InternVLChatFormat`. Default: False (InternVL's
+            order, which released checkpoints expect).
         random_templates (bool): draw question/answer templates at random;
             default: in training only (``test_mode`` False).
         reject_no_target (bool): write ``[REJ]`` for no-target expressions.
@@ -121,6 +136,7 @@ class BuildConversation(BaseTransform):
                  extra_special_tokens: Sequence[str] = ('[SEG]', '[REJ]'),
                  system_message: Optional[str] = None,
                  bos: bool = False,
+                 question_first: bool = False,
                  random_templates: Optional[bool] = None,
                  reject_no_target: Optional[bool] = None,
                  max_length: int = 8192,
@@ -134,6 +150,7 @@ class BuildConversation(BaseTransform):
         self.prompt_style = prompt_style
         self.system_message = system_message
         self.bos = bos
+        self.question_first = question_first
         self.random_templates = (not test_mode) if random_templates is None \
             else random_templates
         self.reject_no_target = (not test_mode) if reject_no_target is None \
@@ -149,7 +166,8 @@ class BuildConversation(BaseTransform):
         if self._chat is None:
             tok = build_tokenizer(self.tokenizer_cfg, self.extra_special_tokens)
             self._chat = InternVLChatFormat(tok, self.num_image_tokens,
-                                            self.system_message, self.bos)
+                                            self.system_message, self.bos,
+                                            self.question_first)
         return self._chat
 
     def __getstate__(self):

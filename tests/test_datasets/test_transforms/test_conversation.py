@@ -37,6 +37,23 @@ def test_labels_cover_only_the_answer():
                       '<|im_end|>\n<|im_start|>assistant\n')
 
 
+def test_question_first_puts_the_expression_before_the_image():
+    tok = build_tokenizer(TOK, ['[SEG]', '[REJ]'])
+    t = BuildConversation(TOK, num_image_tokens=4, test_mode=True,
+                          question_first=True)
+    out = t(_results(['the red circle'], [False]))
+    prompt = tok.decode(out['input_ids'][:out['prompt_length']])
+    assert prompt == ('<|im_start|>user\nCan you segment the red circle in '
+                      'this image?\n<img>' + '<IMG_CONTEXT>' * 4 +
+                      '</img><|im_end|>\n<|im_start|>assistant\n')
+    # Same answer and labels as the default order.
+    default = BuildConversation(TOK, num_image_tokens=4, test_mode=True)(
+        _results(['the red circle'], [False]))
+    n = len(out['input_ids']) - out['prompt_length']
+    assert np.array_equal(out['labels'][-n:], default['labels'][-n:])
+    assert sorted(out['input_ids']) == sorted(default['input_ids'])
+
+
 def test_image_tokens_scale_with_tiles_and_system_turn():
     tok = build_tokenizer(TOK, ['[SEG]', '[REJ]'])
     ctx = tok.convert_tokens_to_ids('<IMG_CONTEXT>')

@@ -1,10 +1,12 @@
 # Copyright (c) mmrefseg contributors.
 import copy
 
+import numpy as np
 import pytest
 import torch
 from transformers import InternVLForConditionalGeneration
 
+from mmrefseg.datasets.transforms import BuildConversation
 from mmrefseg.models.backbones import InternVLBackbone, tiny_internvl_config
 from mmrefseg.models.utils import (NewTokenEmbedding, NewTokenLMHead,
                                    sincos_2d_position_table)
@@ -74,6 +76,28 @@ def test_image_state_shift_option(tiny_backbone_cfg):
     assert not torch.allclose(a.llm_image_states, b.llm_image_states)
     seg_pos = (ids[0] == shifted.seg_token_id).nonzero().flatten()
     assert torch.allclose(b.seg_states, hidden[seg_pos])
+
+
+@pytest.mark.parametrize('question_first', [False, True])
+def test_image_states_read_the_expression_only_when_it_comes_first(
+        tiny_backbone_cfg, question_first):
+    torch.manual_seed(0)
+    bb = MODELS.build(dict(tiny_backbone_cfg, image_state_offset=0)).eval()
+    conv = BuildConversation(TOK, num_image_tokens=bb.num_image_tokens,
+                             test_mode=True, question_first=question_first)
+    pixels = torch.randn(1, 3, bb.tile_size, bb.tile_size)
+    states = []
+    with torch.no_grad():
+        for text in ('the red circle', 'the leftmost blue star'):
+            ids = torch.as_tensor(
+                conv(dict(texts=[text], no_target=np.array([False]),
+                          num_tiles=1))['input_ids'])[None]
+            states.append(bb(pixels, ids, torch.ones_like(ids)))
+    # Causal attention: image tokens see the text only if it precedes them.
+    same = torch.allclose(states[0].llm_image_states,
+                          states[1].llm_image_states)
+    assert same != question_first
+    assert not torch.allclose(states[0].seg_states, states[1].seg_states)
 
 
 def test_lm_loss_ignores_everything_but_answer(tiny_backbone_cfg):
