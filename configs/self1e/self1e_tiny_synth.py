@@ -55,9 +55,10 @@ model = dict(
 # question_first puts the expression before the image, so that under causal
 # attention every image token reads it from the first layer on and the
 # refilled LLM residuals are query-aware per pixel (600 val expressions,
-# 2 CPU cores): 50.4 / 12.2 real / shuffled cIoU at 10 minutes, 62.5 / 5.4 at
-# 20, 65.0 / 5.5 at 30, against 31.3 / 24.4, 38.2 / 22.2, 38.5 / 12.2 with
-# the image first. Released checkpoints expect the image first.
+# 2 CPU cores, constant LR after warm-up): 50.4 / 12.2 real / shuffled cIoU
+# at 10 minutes, 62.5 / 5.4 at 20, 65.0 / 5.5 at 30, against 31.3 / 24.4,
+# 38.2 / 22.2, 38.5 / 12.2 with the image first. Released checkpoints expect
+# the image first.
 conversation = dict(
     type='BuildConversation', tokenizer=tokenizer,
     num_image_tokens=num_image_tokens, prompt_style='mllmseg',

@@ -200,4 +200,5 @@ class BuildConversation(BaseTransform):
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(prompt_style='
                 f'{self.prompt_style!r}, num_image_tokens='
-                f'{self.num_image_tokens}, test_mode={self.test_mode})')
+                f'{self.num_image_tokens}, question_first='
+                f'{self.question_first}, test_mode={self.test_mode})')
