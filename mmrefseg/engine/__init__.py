@@ -4,5 +4,6 @@
 # 'mmrefseg' without custom_imports.
 import mmseg.engine  # noqa: F401
 from .hooks import TimeBudgetEvalHook
+from .optimizers import AutocastOptimWrapper
 
-__all__ = ['TimeBudgetEvalHook']
+__all__ = ['AutocastOptimWrapper', 'TimeBudgetEvalHook']

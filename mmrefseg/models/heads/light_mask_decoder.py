@@ -13,6 +13,7 @@ from torch import Tensor
 from mmrefseg.registry import MODELS
 from ..losses.mask_focal_loss import MaskFocalLoss  # noqa: F401 (registers)
 from ..necks.dsff import TransformerDecoderBlock
+from ..utils.dual_perception_mask import dual_perception_mask_for
 
 ConfigType = Union[dict, Sequence[dict]]
 
@@ -56,6 +57,13 @@ class LightMaskDecoderHead(BaseModule):
             needs it: measured on 4 overfitted images, Dice stays at 0.95
             after 80 steps with the released init and reaches 0.63 with
             0.05.
+        dual_perception (bool): Ask the segmentor to run the LLM with
+            SELF1E's dual-perception mask (image tokens attend to each
+            other in both directions and to ``[SEG]``) instead of the causal
+            one. Not MLLMSeg's released model (False); with
+            ``BuildConversation(question_first=True)`` it lets every image
+            state compare the whole image against the expression, which the
+            tiny from-scratch config needs.
         init_cfg (dict, optional): MMEngine init config; when given it
             replaces the default init described in :meth:`init_weights`.
     """
@@ -88,6 +96,7 @@ class LightMaskDecoderHead(BaseModule):
                  legacy_double_sigmoid: bool = False,
                  threshold: float = 0.5,
                  mask_prior_prob: Optional[float] = None,
+                 dual_perception: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.embed_dims = embed_dims
@@ -97,6 +106,7 @@ class LightMaskDecoderHead(BaseModule):
             raise ValueError('mask_prior_prob must be in (0, 1), got '
                              f'{mask_prior_prob}')
         self.mask_prior_prob = mask_prior_prob
+        self.dual_perception = dual_perception
         self.text_down = nn.Linear(llm_channels, embed_dims)
         self.ca_layer_vl = TransformerDecoderBlock(embed_dims, num_heads,
                                                    ffn_channels, dropout)
@@ -145,6 +155,23 @@ class LightMaskDecoderHead(BaseModule):
             # steps at lr 5e-4 before the masks can form).
             p = self.mask_prior_prob
             nn.init.constant_(self.conv2.bias, -math.log((1 - p) / p))
+
+    def llm_attention_mask(self, inputs: dict,
+                           backbone: nn.Module) -> Optional[Tensor]:
+        """The LLM attention mask the segmentor passes to the backbone.
+
+        Args:
+            inputs (dict): Batch with ``input_ids`` (B, L) and
+                ``attention_mask`` (B, L).
+            backbone (nn.Module): The ``InternVLBackbone``.
+
+        Returns:
+            Tensor | None: The dual-perception mask, (B, 1, L, L), with
+            ``dual_perception=True``; None (causal) otherwise.
+        """
+        if not self.dual_perception:
+            return None
+        return dual_perception_mask_for(inputs, backbone)
 
     def forward(self, fused: Tensor, seg_embeds: Tensor,
                 seg_to_image: Tensor) -> Tensor:

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from mmrefseg.registry import MODELS
 from ..backbones.mllm_outputs import MLLMOutputs
-from ..utils.dual_perception_mask import dual_perception_mask, to_additive_mask
+from ..utils.dual_perception_mask import dual_perception_mask_for
 from ..utils.pixel_unshuffle import internvl_pixel_unshuffle
 
 # (first tile, rows, cols) of a conversation's tile grid.
@@ -163,17 +163,7 @@ class Self1EHead(BaseModule):
         """
         if not self.dual_perception:
             return None
-        impl = backbone.hf.config.text_config._attn_implementation
-        if impl and 'flash' in impl:
-            raise ValueError(
-                f'The dual-perception mask cannot be expressed with {impl}; '
-                "build the backbone with attn_implementation='sdpa'.")
-        mask = dual_perception_mask(inputs['input_ids'],
-                                    inputs.get('attention_mask'),
-                                    backbone.image_token_id,
-                                    backbone.seg_token_id)
-        return to_additive_mask(mask, backbone.dtype) if impl == 'eager' \
-            else mask
+        return dual_perception_mask_for(inputs, backbone)
 
     # ------------------------------------------------------------ forward
     def seg_embeddings(self, seg_states: Tensor) -> Tensor:

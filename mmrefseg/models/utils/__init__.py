@@ -1,5 +1,6 @@
 # Copyright (c) mmrefseg contributors.
-from .dual_perception_mask import dual_perception_mask, to_additive_mask
+from .dual_perception_mask import (dual_perception_mask,
+                                   dual_perception_mask_for, to_additive_mask)
 from .new_token_rows import NewTokenEmbedding, NewTokenLMHead
 from .pixel_unshuffle import internvl_pixel_unshuffle
 from .position_table import sincos_2d_position_table
@@ -7,6 +8,7 @@ from .sam_refiner import SamMaskRefiner
 
 __all__ = [
     'NewTokenEmbedding', 'NewTokenLMHead', 'SamMaskRefiner',
-    'dual_perception_mask', 'internvl_pixel_unshuffle',
+    'dual_perception_mask', 'dual_perception_mask_for',
+    'internvl_pixel_unshuffle',
     'sincos_2d_position_table', 'to_additive_mask'
 ]

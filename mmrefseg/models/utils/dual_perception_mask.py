@@ -81,3 +81,33 @@ def to_additive_mask(mask: Tensor, dtype: torch.dtype) -> Tensor:
     """
     out = torch.zeros(mask.shape, dtype=dtype, device=mask.device)
     return out.masked_fill_(~mask, torch.finfo(dtype).min)
+
+
+def dual_perception_mask_for(inputs: dict, backbone) -> Tensor:
+    """The dual-perception mask of a batch, in the form the backbone's LLM
+    attention implementation takes.
+
+    Args:
+        inputs (dict): Batch from ``RefSegDataPreProcessor`` with
+            ``input_ids`` (B, L) and optionally ``attention_mask`` (B, L).
+        backbone: The ``InternVLBackbone`` (its ``image_token_id``,
+            ``seg_token_id``, ``dtype`` and HF config are read).
+
+    Returns:
+        Tensor: (B, 1, L, L) bool mask for SDPA and FlexAttention, additive
+        float mask in the backbone's dtype for eager attention.
+
+    Raises:
+        ValueError: flash-attention cannot take an arbitrary 4D mask.
+    """
+    impl = backbone.hf.config.text_config._attn_implementation
+    if impl and 'flash' in impl:
+        raise ValueError(
+            f'The dual-perception mask cannot be expressed with {impl}; '
+            "build the backbone with attn_implementation='sdpa'.")
+    mask = dual_perception_mask(inputs['input_ids'],
+                                inputs.get('attention_mask'),
+                                backbone.image_token_id,
+                                backbone.seg_token_id)
+    return to_additive_mask(mask, backbone.dtype) if impl == 'eager' \
+        else mask

@@ -82,6 +82,43 @@ def test_loss_and_predict_on_synthetic_data(segmentor_cfg, synthetic_root):
         assert torch.equal(pred.pred_sem_seg.data.bool(), probs > 0.5)
 
 
+def test_dual_perception_option_of_the_mllmseg_head(segmentor_cfg,
+                                                    synthetic_root):
+    """With ``dual_perception=True`` the LLM runs SELF1E's mask: image
+    tokens read the later ``[SEG]``, so their states change with the
+    expression written after the image; the default stays causal (the
+    released model) and they do not."""
+    torch.manual_seed(0)
+    cfg = copy.deepcopy(segmentor_cfg)
+    cfg['decode_head']['dual_perception'] = True
+    # Read the image states in place (the released -1 shift would read
+    # <img>, a causal text token, for the first cell).
+    cfg['backbone']['image_state_offset'] = 0
+    model = MODELS.build(cfg).eval()
+    assert MODELS.build(segmentor_cfg).decode_head.llm_attention_mask(
+        {}, model.backbone) is None
+    inputs = model.data_preprocessor(pseudo_collate(
+        [_dataset(synthetic_root, 'val', True)[0]]), False)['inputs']
+    ids = inputs['input_ids'][0]
+    img = torch.nonzero(ids == model.backbone.image_token_id).flatten()
+    seg = int(torch.nonzero(ids == model.backbone.seg_token_id)[0])
+    assert len(img) == NUM_IMAGE_TOKENS and seg > img[-1] + 3
+    other = copy.deepcopy(inputs)
+    # A token between the image and [SEG] (the expression) changes.
+    k = int(img[-1]) + 3
+    other['input_ids'][0, k] = (ids[k] + 1) % 900 + 10
+
+    def image_states(batch, dual):
+        model.decode_head.dual_perception = dual
+        with torch.no_grad():
+            return model.extract_feat(batch).llm_image_states
+
+    for dual in (True, False):
+        differ = not torch.allclose(image_states(inputs, dual),
+                                    image_states(other, dual), atol=1e-5)
+        assert differ == dual
+
+
 def test_rej_slots_get_no_mask_loss(segmentor_cfg, synthetic_root):
     """A [REJ] expression contributes no mask to the loss, only text."""
     model = MODELS.build(segmentor_cfg)
