@@ -101,10 +101,11 @@ test_evaluator = val_evaluator
 
 # bfloat16 autocast (AutocastOptimWrapper; parameters and optimizer state
 # stay float32): 1.07 s/iteration on 2 AMX-capable CPU cores against 1.3 in
-# float32. The cosine is fitted to what 30 minutes then hold (1,672
-# iterations measured). 600 val expressions: 50.4 / 11.8, 67.1 / 4.7,
-# 70.2 / 4.6 real / shuffled cIoU at 10 / 20 / 30 minutes; in float32 with
-# the cosine ending at 1,300 it was 69.2 / 4.1 at 30 minutes.
+# float32. The cosine is fitted to what 30 minutes then hold (1,672 and
+# 1,805 iterations measured in two runs). 600 val
+# expressions: 50.4 / 11.8, 67.1 / 4.7, 70.2 / 4.6 real / shuffled cIoU at
+# 10 / 20 / 30 minutes; 70.7 / 4.4 at 30 in a second run (--minutes 30).
+# In float32 with the cosine ending at 1,300: 69.2 / 4.1 at 30 minutes.
 max_iters = 1700
 optim_wrapper = dict(
     type='AutocastOptimWrapper',

@@ -72,7 +72,7 @@ class TimeBudgetEvalHook(Hook):
             self._train_seconds / 60
         if not self.minutes or progress < self.minutes[0]:
             return
-        mark = self.minutes.pop(0)
+        self.minutes.pop(0)
         row = dict(minutes=self._train_seconds / 60, iters=runner.iter + 1)
         for name in self._loaders:
             row[name] = self._evaluate(runner, name)
@@ -103,7 +103,7 @@ class TimeBudgetEvalHook(Hook):
         if not self.rows:
             return
         names = list(self._loaders)
-        head = f'| minutes | iters | ' + ' | '.join(
+        head = '| minutes | iters | ' + ' | '.join(
             f'{n} {self.key.split("/")[-1]}' for n in names) + ' |'
         lines = [head, '|' + '---|' * (2 + len(names))]
         for row in self.rows:

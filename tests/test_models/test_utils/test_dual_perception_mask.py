@@ -1,9 +1,12 @@
 # Copyright (c) mmrefseg contributors.
 """SELF1E's dual-perception mask: the matrix, and its effect in the LLM."""
+from types import SimpleNamespace
+
 import pytest
 import torch
 
-from mmrefseg.models.utils import dual_perception_mask, to_additive_mask
+from mmrefseg.models.utils import (dual_perception_mask,
+                                   dual_perception_mask_for, to_additive_mask)
 from mmrefseg.registry import MODELS
 
 IMG, SEG, PAD = 5, 7, 0
@@ -162,3 +165,24 @@ def test_padded_batch_matches_single_and_eager_matches_sdpa(
                                out.last_hidden_state,
                                atol=1e-5,
                                rtol=1e-4)
+
+
+def _fake_backbone(impl):
+    text_config = SimpleNamespace(_attn_implementation=impl)
+    return SimpleNamespace(
+        hf=SimpleNamespace(config=SimpleNamespace(text_config=text_config)),
+        image_token_id=IMG, seg_token_id=SEG, dtype=torch.bfloat16)
+
+
+def test_mask_for_follows_the_attention_implementation():
+    ids = torch.tensor([[1, IMG, IMG, 9, SEG, 8], [1, IMG, IMG, SEG, 0, 0]])
+    valid = torch.tensor([[1] * 6, [1, 1, 1, 1, 0, 0]])
+    inputs = dict(input_ids=ids, attention_mask=valid)
+    expected = dual_perception_mask(ids, valid, IMG, SEG)
+    assert torch.equal(
+        dual_perception_mask_for(inputs, _fake_backbone('sdpa')), expected)
+    eager = dual_perception_mask_for(inputs, _fake_backbone('eager'))
+    assert eager.dtype == torch.bfloat16
+    assert torch.equal(eager == 0, expected)
+    with pytest.raises(ValueError, match="attn_implementation='sdpa'"):
+        dual_perception_mask_for(inputs, _fake_backbone('flash_attention_2'))
