@@ -1,0 +1,80 @@
+# Copyright (c) mmrefseg contributors.
+import importlib.util
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+
+from mmrefseg.registry import MODELS
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+@pytest.fixture(scope='module')
+def tf():
+    spec = importlib.util.spec_from_file_location(
+        'text4seg_teacher_forced',
+        osp.join(REPO, 'benchmarks', 'text4seg_teacher_forced.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# "Sure:\n<seg>others *16\n others *12| red *2| others *2\n others *16\n</seg>"
+# cut into tokens the way a digit-splitting tokenizer does.
+PIECES = ['Sure', ':\n', '<seg>', 'others', ' *', '1', '6', '\n',
+          ' others', ' *', '1', '2', '|', ' red', ' *', '2', '|', ' others',
+          ' *', '2', '\n', ' others', ' *', '1', '6', '\n', '</seg>']
+
+
+def test_rows_skip_the_preamble(tf):
+    rows = tf.answer_rows(PIECES)
+    assert [text for _, text in rows] == [
+        'others *16\n', ' others *12| red *2| others *2\n', ' others *16\n',
+        '</seg>']
+    assert rows[0][0] == [3, 4, 5, 6, 7]
+
+
+def test_rows_of_a_tag_written_in_pieces(tf):
+    pieces = ['Sure', ':', '\n', '<', 'seg', '>others', ' *', '1', '6', '\n',
+              '</', 'seg', '>']
+    rows = tf.answer_rows(pieces)
+    assert [text for _, text in rows] == ['others *16\n', '</seg>']
+    assert rows[0][0] == [5, 6, 7, 8, 9]
+    assert tf.answer_rows(['no', ' tag']) == []
+
+
+def test_tokens_are_scored_by_kind(tf):
+    correct = [True] * len(PIECES)
+    correct[10] = False  # the '1' of "12": where the object starts
+    correct[19] = False  # a later count in the object row
+    p_true = [0.5] * len(PIECES)
+    totals = {kind: [0, 0, 0.0] for kind in tf.KINDS}
+    tf.score_answer(PIECES, correct, p_true, totals)
+    assert totals['background row'][:2] == [10, 10]
+    assert totals['object row'][:2] == [11, 13]
+    # digits 1, 2, 2, 2 of the object row
+    assert totals['object row counts'][:2] == [2, 4]
+    assert totals['first object row start'][:2] == [0, 1]
+    assert totals['later object row start'][:2] == [0, 0]
+    assert totals['object row'][2] == pytest.approx(6.5)
+
+
+def test_runs_on_a_checkpoint(tf, synthetic_root, tmp_path, capsys):
+    cfg = Config.fromfile(
+        osp.join(REPO, 'configs', 'text4seg', 'text4seg_tiny_synth.py'))
+    cfg.train_dataloader.dataset.data_root = synthetic_root
+    cfg_path = tmp_path / 'cfg.py'
+    cfg.dump(str(cfg_path))
+    model = MODELS.build(cfg.model)
+    ckpt = tmp_path / 'model.pth'
+    torch.save({'state_dict': model.state_dict()}, ckpt)
+    assert tf.main([str(cfg_path), str(ckpt), '--val-samples', '3',
+                    '--batch-size', '2']) == 0
+    table = capsys.readouterr().out
+    # Every synthetic answer holds an object, so each of the 3 answers
+    # has exactly one first object row.
+    assert '| first object row start | 3 |' in table
+    for kind in tf.KINDS[:3]:
+        assert f'| {kind} | 0 |' not in table
