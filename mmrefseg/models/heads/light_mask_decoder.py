@@ -1,10 +1,8 @@
 # Copyright (c) mmrefseg contributors.
 """The light mask decoder of MLLMSeg: conditions DSFF features on [SEG]."""
 import math
-import re
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, Optional, Sequence, Union
 
-import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModule
@@ -14,6 +12,7 @@ from mmrefseg.registry import MODELS
 from ..losses.mask_focal_loss import MaskFocalLoss  # noqa: F401 (registers)
 from ..necks.dsff import TransformerDecoderBlock
 from ..utils.dual_perception_mask import dual_perception_mask_for
+from ..utils.resized_mask_losses import resized_mask_losses
 
 ConfigType = Union[dict, Sequence[dict]]
 
@@ -205,14 +204,11 @@ class LightMaskDecoderHead(BaseModule):
                      gt_masks: Sequence[Tensor]) -> Dict[str, Tensor]:
         """Mask losses at each query's original resolution.
 
-        The logits are bilinearly resized (align_corners=False) to the size
-        of their GT mask, so masks of different sizes can share a batch, and
-        evaluated in float32 (sums over a full-size mask are too coarse in
-        bf16). Each configured loss is evaluated per query and averaged over
-        queries, i.e. every mask counts once whatever its size. With
-        ``legacy_double_sigmoid`` the released code resized probabilities
-        rather than logits; the two differ only along mask edges, and this
-        head always resizes logits.
+        See :func:`resized_mask_losses`: logits are bilinearly resized to
+        each GT's size and every mask counts once. Losses that share a name
+        are summed. With ``legacy_double_sigmoid`` the released code resized
+        probabilities rather than logits; the two differ only along mask
+        edges, and this head always resizes logits.
 
         Args:
             mask_logits (Tensor): Shape (Q, 1, h', w').
@@ -221,47 +217,4 @@ class LightMaskDecoderHead(BaseModule):
         Returns:
             dict[str, Tensor]: One scalar per loss, keyed by loss name.
         """
-        if len(gt_masks) != mask_logits.shape[0]:
-            raise ValueError(f'{mask_logits.shape[0]} predicted masks but '
-                             f'{len(gt_masks)} GT masks')
-        names = [self._loss_key(loss) for loss in self.loss_mask]
-        if len(gt_masks) == 0:
-            # Same keys as usual so loss logging and summing stay uniform.
-            return {name: mask_logits.sum() * 0 for name in names}
-        totals = [
-            mask_logits.new_zeros((), dtype=torch.float32)
-            for _ in self.loss_mask
-        ]
-        # Queries of one image share its size (several expressions per
-        # image): resize and score each size group in one call instead of
-        # slicing query by query, whose backward writes a full-size zero
-        # gradient for every query.
-        groups: Dict[tuple, List[int]] = {}
-        for q, gt in enumerate(gt_masks):
-            groups.setdefault(tuple(gt.shape[-2:]), []).append(q)
-        for size, idx in groups.items():
-            index = torch.as_tensor(idx, device=mask_logits.device)
-            logits = F.interpolate(
-                mask_logits.index_select(0, index),
-                size=size,
-                mode='bilinear',
-                align_corners=False).float()  # (n, 1, H, W)
-            target = torch.stack([gt_masks[q] for q in idx]).to(
-                logits.device, torch.float32).view_as(logits)
-            for i, loss in enumerate(self.loss_mask):
-                # Both losses average over masks, so a group's mean times
-                # its size adds up to the sum over its masks.
-                totals[i] = totals[i] + loss(logits, target) * len(idx)
-        losses: Dict[str, Tensor] = {}
-        for name, total in zip(names, totals):
-            losses[name] = losses.get(name, 0) + total / len(gt_masks)
-        return losses
-
-    @staticmethod
-    def _loss_key(loss: nn.Module) -> str:
-        """``loss.loss_name`` if defined, else e.g. DiceLoss -> loss_dice."""
-        name = getattr(loss, 'loss_name', None)
-        if name:
-            return name
-        stem = re.sub(r'Loss$', '', type(loss).__name__)
-        return 'loss_' + re.sub(r'(?<!^)(?=[A-Z])', '_', stem).lower()
+        return resized_mask_losses(self.loss_mask, mask_logits, gt_masks)

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from mmengine.structures import PixelData
 from mmseg.models.segmentors.base import BaseSegmentor
 from mmseg.structures import SegDataSample
+from mmseg.utils import add_prefix
 from torch import Tensor
 
 from mmrefseg.registry import MODELS
@@ -35,6 +36,12 @@ class RefSegmentor(BaseSegmentor):
         backbone (dict): ``InternVLBackbone`` config.
         decode_head (dict): head config.
         neck (dict, optional): neck config (``DSFFNeck`` for MLLMSeg).
+        auxiliary_head (dict, optional): a training-only head on the
+            backbone outputs, e.g. ``LLMStateAuxHead``; its losses are added
+            with the prefix ``aux.`` (as MMSeg's ``EncoderDecoder`` does)
+            and it never predicts. Heads with their own protocol
+            (``loss_mllm``) take only a ``query='learned'`` one, scored on
+            each conversation's single expression.
         lm_loss_weight (float): weight of the LLM next-token loss.
         vit_layer (int): ViT layer fed to the neck (HF index, -1 = last).
         train_cfg (dict, optional): unused, kept for MMSeg compatibility.
@@ -80,6 +87,7 @@ class RefSegmentor(BaseSegmentor):
                  backbone: dict,
                  decode_head: dict,
                  neck: Optional[dict] = None,
+                 auxiliary_head: Optional[dict] = None,
                  lm_loss_weight: float = 1.0,
                  vit_layer: int = -1,
                  train_cfg: Optional[dict] = None,
@@ -102,6 +110,14 @@ class RefSegmentor(BaseSegmentor):
         if neck is not None:
             self.neck = MODELS.build(self._fill(neck, widths))
         self.decode_head = MODELS.build(self._fill(decode_head, widths))
+        if auxiliary_head is not None:
+            self.auxiliary_head = MODELS.build(
+                self._fill(auxiliary_head, widths))
+            if hasattr(self.decode_head, 'loss_mllm') and getattr(
+                    self.auxiliary_head, 'query', None) != 'learned':
+                raise ValueError(
+                    f'{type(self.decode_head).__name__} has no query-based '
+                    "[SEG] path: its auxiliary_head needs query='learned'")
         self.lm_loss_weight = lm_loss_weight
         self.vit_layer = vit_layer
         self.train_cfg = train_cfg or {}
@@ -183,16 +199,28 @@ class RefSegmentor(BaseSegmentor):
         if hasattr(self.decode_head, 'loss_mllm'):
             losses.update(self.decode_head.loss_mllm(out, data_samples,
                                                      self.backbone))
+            if self.with_auxiliary_head:
+                losses.update(add_prefix(
+                    self._learned_query_aux_loss(out, data_samples), 'aux'))
             return losses
         gt_masks = self._gt_masks_for_seg_slots(out, data_samples)
         if len(gt_masks) == 0:
             # No [SEG] in the batch (all no-target): keep every mask
             # parameter in the graph so DDP does not complain.
-            zero = sum(p.sum() * 0. for p in self.decode_head.parameters())
+            heads = [self.decode_head]
+            if self.with_auxiliary_head:
+                heads.append(self.auxiliary_head)
+            zero = sum(p.sum() * 0. for head in heads
+                       for p in head.parameters())
             losses['loss_mask'] = zero
             return losses
         logits = self._mask_logits(out)
         losses.update(self.decode_head.loss_by_feat(logits, gt_masks))
+        if self.with_auxiliary_head:
+            aux = self.auxiliary_head.loss(out.llm_image_states,
+                                           out.seg_states, out.seg_to_image,
+                                           gt_masks)
+            losses.update(add_prefix(aux, 'aux'))
         return losses
 
     def _gt_masks_for_seg_slots(self, out: MLLMOutputs,
@@ -210,6 +238,25 @@ class RefSegmentor(BaseSegmentor):
                 if out.slot_is_seg[s]:
                     masks.append(gt[k])
         return masks
+
+    def _learned_query_aux_loss(self, out: MLLMOutputs,
+                                data_samples: SampleList) -> dict:
+        """Auxiliary loss of a learned-query head: each conversation's
+        global view against its one expression's GT mask."""
+        global_tiles = torch.cumsum(
+            torch.bincount(out.tile_to_sample), 0) - 1
+        masks = []
+        for sample in data_samples:
+            gt = sample.gt_sem_seg.data
+            if gt.shape[0] != 1:
+                raise ValueError(
+                    "An auxiliary_head with query='learned' needs one "
+                    f'expression per conversation; '
+                    f'{sample.metainfo.get("img_path")} has {gt.shape[0]} '
+                    '(max_expressions_per_sample=1).')
+            masks.append(gt[0])
+        return self.auxiliary_head.loss(out.llm_image_states, None,
+                                        global_tiles, masks)
 
     # ------------------------------------------------------------- predict
     def predict(self, inputs: dict,

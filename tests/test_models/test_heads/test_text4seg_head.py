@@ -240,3 +240,41 @@ def test_line_budget_stops_runaway_rows(model, synthetic_root):
     data = model.data_preprocessor(pseudo_collate([val[0], val[1]]), False)
     assert head.generate_texts(data['inputs'], model.backbone) == ['\n' * 3
                                                                    ] * 2
+
+
+def test_learned_query_auxiliary_head_trains_the_image_states(
+        tiny_backbone_cfg, synthetic_root):
+    """Text4Seg has no [SEG]: a learned-query auxiliary head scores each
+    conversation's image states against its one GT mask."""
+    torch.manual_seed(0)
+    model = MODELS.build(dict(
+        type='RefSegmentor',
+        data_preprocessor=dict(type='RefSegDataPreProcessor'),
+        backbone=dict(tiny_backbone_cfg, extra_special_tokens=()),
+        decode_head=dict(type='Text4SegHead', grid_size=GRID),
+        auxiliary_head=dict(type='LLMStateAuxHead', query='learned',
+                            embed_dims=16)))
+    train = _dataset(synthetic_root, 'train', False)
+    data = model.data_preprocessor(
+        pseudo_collate([train[i] for i in range(3)]), True)
+    losses = model(**data, mode='loss')
+    assert set(losses) == {'loss_lm', 'aux.loss_cross_entropy',
+                           'aux.loss_dice'}
+    # The same head by hand on the global views and GT masks.
+    with torch.no_grad():
+        out = model.extract_feat(data['inputs'])
+        want = model.auxiliary_head.loss(
+            out.llm_image_states, None, torch.arange(3),
+            [s.gt_sem_seg.data[0] for s in data['data_samples']])
+    for key, value in want.items():
+        torch.testing.assert_close(losses['aux.' + key], value)
+    losses['aux.loss_dice'].backward()
+    llm_grad = [p.grad for n, p in model.backbone.named_parameters()
+                if '.language_model.' in n and p.grad is not None]
+    assert llm_grad and sum(g.abs().sum() for g in llm_grad) > 0
+
+    sample = data['data_samples'][1]
+    two = sample.gt_sem_seg.data.repeat(2, 1, 1)
+    sample.gt_sem_seg.data = two
+    with pytest.raises(ValueError, match=r'one expression per conversation'):
+        model(**data, mode='loss')

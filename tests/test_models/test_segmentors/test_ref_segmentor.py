@@ -324,3 +324,55 @@ def test_resize_probs_follows_mllmseg(segmentor_cfg, synthetic_root):
     assert torch.equal(pred.pred_sem_seg.data.bool(), probs >= 0.5)
     with pytest.raises(ValueError, match='resize'):
         MODELS.build(dict(segmentor_cfg, test_cfg=dict(resize='x')))
+
+
+def test_auxiliary_head_adds_losses_and_never_predicts(segmentor_cfg,
+                                                       synthetic_root):
+    torch.manual_seed(0)
+    plain = MODELS.build(segmentor_cfg)
+    cfg = copy.deepcopy(segmentor_cfg)
+    cfg['auxiliary_head'] = dict(type='LLMStateAuxHead', embed_dims=16)
+    model = MODELS.build(cfg)
+    assert model.with_auxiliary_head
+    assert model.auxiliary_head.image_proj.in_features == 64  # filled in
+    model.init_weights()
+    missing, unexpected = plain.load_state_dict(model.state_dict(),
+                                                strict=False)
+    assert not missing
+    assert unexpected and all(k.startswith('auxiliary_head.')
+                              for k in unexpected)
+
+    train = _dataset(synthetic_root, 'train', False)
+    data = model.data_preprocessor(
+        pseudo_collate([train[i] for i in range(4)]), True)
+    losses = model(**data, mode='loss')
+    assert set(losses) == {'loss_lm', 'loss_focal', 'loss_dice',
+                           'aux.loss_cross_entropy', 'aux.loss_dice'}
+    plain_losses = plain(**data, mode='loss')
+    for key in plain_losses:
+        torch.testing.assert_close(losses[key], plain_losses[key])
+    # The auxiliary loss alone reaches the LLM through the image states.
+    losses['aux.loss_dice'].backward(retain_graph=True)
+    assert model.auxiliary_head.image_proj.weight.grad.abs().sum() > 0
+    llm_grad = [p.grad for n, p in model.backbone.named_parameters()
+                if '.language_model.' in n and p.grad is not None]
+    assert llm_grad and sum(g.abs().sum() for g in llm_grad) > 0
+
+    model.eval()
+    plain.eval()
+    val = _dataset(synthetic_root, 'val', True)
+    with torch.no_grad():
+        data = model.data_preprocessor(
+            pseudo_collate([val[i] for i in range(2)]), False)
+        preds = model(**data, mode='predict')
+        plain_preds = plain(**data, mode='predict')
+    for a, b in zip(preds, plain_preds):
+        assert torch.equal(a.seg_logits.data, b.seg_logits.data)
+
+
+def test_auxiliary_head_of_a_seg_free_protocol_needs_a_learned_query(
+        tiny_backbone_cfg):
+    with pytest.raises(ValueError, match="query='learned'"):
+        MODELS.build(dict(type='RefSegmentor', backbone=tiny_backbone_cfg,
+                          decode_head=dict(type='Self1EHead'),
+                          auxiliary_head=dict(type='LLMStateAuxHead')))
