@@ -116,8 +116,9 @@ class RefSegmentor(BaseSegmentor):
             if hasattr(self.decode_head, 'loss_mllm') and getattr(
                     self.auxiliary_head, 'query', None) != 'learned':
                 raise ValueError(
-                    f'{type(self.decode_head).__name__} has no query-based '
-                    "[SEG] path: its auxiliary_head needs query='learned'")
+                    f'{type(self.decode_head).__name__} computes its own '
+                    'losses (loss_mllm), so the segmentor has no [SEG] '
+                    "queries to give an auxiliary_head: use query='learned'")
         self.lm_loss_weight = lm_loss_weight
         self.vit_layer = vit_layer
         self.train_cfg = train_cfg or {}
