@@ -4,4 +4,6 @@ from .llm_state_aux_head import LLMStateAuxHead
 from .self1e_head import Self1EHead
 from .text4seg_head import Text4SegHead
 
-__all__ = ['LightMaskDecoderHead', 'LLMStateAuxHead', 'Self1EHead', 'Text4SegHead']
+__all__ = [
+    'LightMaskDecoderHead', 'LLMStateAuxHead', 'Self1EHead', 'Text4SegHead'
+]

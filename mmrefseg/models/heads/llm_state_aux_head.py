@@ -127,12 +127,17 @@ class LLMStateAuxHead(BaseModule):
         Returns:
             Tensor: Logits, shape (Q, 1, upsample * h, upsample * w).
         """
-        n, _, h, w = llm_image_states.shape
         s, d = self.upsample, self.embed_dims
-        cells = self.image_proj(llm_image_states.flatten(2).transpose(1, 2))
+        # Project only the images that queries read (not the local tiles of
+        # dynamic tiling), each once however many queries share it.
+        images, per_query = torch.unique(
+            seg_to_image.to(llm_image_states.device), return_inverse=True)
+        states = llm_image_states.index_select(0, images)
+        n, _, h, w = states.shape
+        cells = self.image_proj(states.flatten(2).transpose(1, 2))
         feats = F.pixel_shuffle(
             cells.transpose(1, 2).reshape(n, s * s * d, h, w), s)
-        feats = feats.index_select(0, seg_to_image.to(feats.device))
+        feats = feats.index_select(0, per_query)
         if self.query == 'seg':
             query = self.seg_proj(seg_states)  # (Q, d)
         else:

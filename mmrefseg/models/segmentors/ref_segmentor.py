@@ -172,8 +172,7 @@ class RefSegmentor(BaseSegmentor):
 
     def _mask_logits(self, out: MLLMOutputs) -> Tensor:
         """Query-based head path: neck once per image, head per [SEG]."""
-        global_tiles = torch.cumsum(
-            torch.bincount(out.tile_to_sample), 0) - 1
+        global_tiles = self._global_tiles(out)
         # The neck/head keep float32 weights while a frozen backbone may run
         # in bf16; outside autocast (ValLoop/TestLoop) the inputs must be
         # cast, under autocast this is a no-op for the matmuls.
@@ -184,6 +183,11 @@ class RefSegmentor(BaseSegmentor):
         feats = self.neck(vit, llm) if self.with_neck else vit
         return self.decode_head(feats, out.seg_states.to(dtype),
                                 out.seg_to_sample)
+
+    @staticmethod
+    def _global_tiles(out: MLLMOutputs) -> Tensor:
+        """[B] index of each conversation's global view (its last tile)."""
+        return torch.cumsum(torch.bincount(out.tile_to_sample), 0) - 1
 
     @staticmethod
     def _slots_per_sample(out: MLLMOutputs, num_samples: int) -> List[Tensor]:
@@ -244,8 +248,6 @@ class RefSegmentor(BaseSegmentor):
                                 data_samples: SampleList) -> dict:
         """Auxiliary loss of a learned-query head: each conversation's
         global view against its one expression's GT mask."""
-        global_tiles = torch.cumsum(
-            torch.bincount(out.tile_to_sample), 0) - 1
         masks = []
         for sample in data_samples:
             gt = sample.gt_sem_seg.data
@@ -257,7 +259,7 @@ class RefSegmentor(BaseSegmentor):
                     '(max_expressions_per_sample=1).')
             masks.append(gt[0])
         return self.auxiliary_head.loss(out.llm_image_states, None,
-                                        global_tiles, masks)
+                                        self._global_tiles(out), masks)
 
     # ------------------------------------------------------------- predict
     def predict(self, inputs: dict,
