@@ -11,6 +11,10 @@ log_processor = dict(by_epoch=False)
 log_level = 'INFO'
 load_from = None
 resume = False
+# A checkpoint whose keys or shapes differ from the model fails to load
+# (CheckpointMatchHook below); True loads the matching part and lists the
+# rest, e.g. to fine-tune from another architecture (docs/safety.md).
+load_from_partial = False
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
@@ -18,5 +22,6 @@ default_hooks = dict(
     checkpoint=dict(
         type='CheckpointHook', by_epoch=False, interval=1000, max_keep_ckpts=1),
     sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='SegVisualizationHook'))
+    visualization=dict(type='SegVisualizationHook'),
+    checkpoint_match=dict(type='CheckpointMatchHook'))
 randomness = dict(seed=42)

@@ -1,4 +1,4 @@
 # Copyright (c) mmrefseg contributors.
-from .runner import build_runner, resolve_work_dir
+from .runner import add_checkpoint_match_hook, build_runner, resolve_work_dir
 
-__all__ = ['build_runner', 'resolve_work_dir']
+__all__ = ['add_checkpoint_match_hook', 'build_runner', 'resolve_work_dir']

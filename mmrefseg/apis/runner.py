@@ -16,11 +16,50 @@ def resolve_work_dir(cfg: Config, config_path: str,
                                 osp.splitext(osp.basename(config_path))[0])
 
 
+CHECKPOINT_MATCH_HOOK = 'mmrefseg.CheckpointMatchHook'
+
+
+def _is_checkpoint_match_hook(hook) -> bool:
+    hook_type = hook.get('type') if isinstance(hook, dict) else type(hook)
+    name = hook_type if isinstance(hook_type, str) else getattr(
+        hook_type, '__name__', '')
+    return name.split('.')[-1] == 'CheckpointMatchHook'
+
+
+def add_checkpoint_match_hook(cfg: Config) -> Config:
+    """Guard ``load_from``/``resume`` with :class:`CheckpointMatchHook`.
+
+    Added as ``default_hooks.checkpoint_match`` unless the config already
+    has one (``configs/_base_/default_runtime.py`` does). Setting
+    ``default_hooks.checkpoint_match=None`` removes it (MMEngine itself
+    would refuse a None entry it does not know); the documented way to load
+    a mismatched checkpoint is ``load_from_partial=True``.
+
+    Args:
+        cfg (Config): The config, modified in place.
+
+    Returns:
+        Config: The same config.
+    """
+    hooks = dict(cfg.get('default_hooks') or {})
+    if 'checkpoint_match' in hooks and hooks['checkpoint_match'] is None:
+        hooks.pop('checkpoint_match')
+        cfg.default_hooks = hooks
+        return cfg
+    listed = list(hooks.values()) + list(cfg.get('custom_hooks') or [])
+    if not any(_is_checkpoint_match_hook(h) for h in listed if h):
+        hooks['checkpoint_match'] = dict(type=CHECKPOINT_MATCH_HOOK)
+        cfg.default_hooks = hooks
+    return cfg
+
+
 def build_runner(cfg: Config):
     """Build the runner named by ``runner_type``, or a default Runner.
 
     ``runner_type='FlexibleRunner'`` (with a DeepSpeed or FSDP ``strategy``)
-    goes through the registry like any other registered runner.
+    goes through the registry like any other registered runner. Either way
+    a checkpoint that does not match the model fails to load unless the
+    config sets ``load_from_partial=True`` (:func:`add_checkpoint_match_hook`).
 
     Args:
         cfg (Config): The full config.
@@ -28,6 +67,7 @@ def build_runner(cfg: Config):
     Returns:
         The runner (``Runner``, ``FlexibleRunner`` or a registered one).
     """
+    add_checkpoint_match_hook(cfg)
     if 'runner_type' in cfg:
         from mmrefseg.registry import RUNNERS
         return RUNNERS.build(cfg)

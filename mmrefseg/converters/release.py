@@ -8,7 +8,9 @@ modules. :func:`convert_release` writes
   tokenizer, ``[SEG]`` rows and all), see :mod:`.internvl_chat`;
 * ``<out>/mmrefseg.pth``: an MMEngine checkpoint
   ``{'state_dict': {neck.*, decode_head.*}, 'meta': {...}}`` for
-  ``RefSegmentor``; the backbone weights come from ``hf/``;
+  ``RefSegmentor``; the backbone weights come from ``hf/``, and
+  ``meta['state_dict_covers']`` names the modules the file holds (see
+  :class:`mmrefseg.engine.CheckpointMatchHook`);
 * ``<out>/cfg_options.txt``: the ``--cfg-options`` that keep the released
   behaviour (also printed and stored in ``meta``).
 
@@ -152,6 +154,9 @@ def convert_release(spec: ReleaseSpec,
         token_ids={t: token_ids[t] for t in spec.token_names},
         vocab_size=rows,
         cfg_options=options,
+        # Only these modules are in the file; the backbone loads from hf/.
+        # CheckpointMatchHook checks everything under them strictly.
+        state_dict_covers=sorted({k.split('.')[0] + '.' for k in state_dict}),
         dropped_keys=dict(result['dropped']),
         notes=list(spec.notes))
     os.makedirs(out_dir, exist_ok=True)

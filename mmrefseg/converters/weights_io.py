@@ -1,79 +1,27 @@
 # Copyright (c) mmrefseg contributors.
 """Reading third-party weight shards safely and writing sharded safetensors.
 
-Third-party checkpoints are read with ``safetensors`` or with
-``torch.load(weights_only=True)`` and nothing else: a ``.bin`` that needs any
-other pickle global is refused (it could run code), never loaded through the
-permissive path. Sources are read one shard (safetensors: one tensor) at a
-time and outputs are written shard by shard, so converting an 8B model needs
-about one output shard of memory, not the whole state dict.
+Third-party checkpoints are read through :mod:`mmrefseg.fileio` only
+(safetensors, ``torch.load(weights_only=True)``, then the checkpoint
+allow-list): a ``.bin`` that needs any other pickle global, or a pickle named
+``.safetensors``, is refused before it could run code. Sources are read one
+shard (safetensors: one tensor) at a time and outputs are written shard by
+shard, so converting an 8B model needs about one output shard of memory, not
+the whole state dict.
 """
 import json
 import os
 import os.path as osp
-import pickle
 from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import torch
+
+from mmrefseg.fileio import check_safetensors, load_weights_file
 
 Log = Callable[[str], None]
 
 SAFE_INDEX = 'model.safetensors.index.json'
 BIN_INDEX = 'pytorch_model.bin.index.json'
-
-
-class UnsafeWeightsError(pickle.UnpicklingError):
-    """A weights file needs pickle globals beyond tensors and containers."""
-
-
-def load_weights_file(path: str) -> Dict[str, torch.Tensor]:
-    """Load one weights file without executing code from it.
-
-    Args:
-        path: a ``.safetensors`` file, or a torch pickle (``.bin``/``.pth``)
-            that ``torch.load(weights_only=True)`` accepts.
-
-    Returns:
-        dict[str, Tensor]: the tensors, on CPU (pickles are memory-mapped
-        when their format allows, so pages are read on demand).
-
-    Raises:
-        UnsafeWeightsError: the pickle references other globals; it is
-            refused before anything in it runs.
-    """
-    if path.endswith('.safetensors'):
-        from safetensors.torch import load_file
-        return load_file(path, device='cpu')
-    try:
-        obj = torch.load(path, map_location='cpu', weights_only=True,
-                         mmap=True)
-    except RuntimeError as err:
-        if 'mmap' not in str(err):
-            raise
-        # Legacy (non-zip) pickles cannot be memory-mapped.
-        obj = _load_weights_only(path)
-    except pickle.UnpicklingError as err:
-        raise _unsafe(path, err) from None
-    if not isinstance(obj, dict):
-        raise ValueError(f'{path} holds a {type(obj).__name__}, expected a '
-                         'state dict (str -> Tensor).')
-    return obj
-
-
-def _load_weights_only(path: str):
-    try:
-        return torch.load(path, map_location='cpu', weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise _unsafe(path, err) from None
-
-
-def _unsafe(path: str, err: Exception) -> UnsafeWeightsError:
-    first = str(err).strip().splitlines()[0] if str(err).strip() else ''
-    return UnsafeWeightsError(
-        f'Refusing to load {path}: torch.load(weights_only=True) rejected '
-        f'it ({first}). A weights file only needs tensors; this one asks '
-        'for other Python objects, which could run code. Re-save it as '
-        'safetensors from a trusted environment if you trust its source.')
 
 
 class WeightSource:
@@ -117,6 +65,7 @@ class WeightSource:
         out: Dict[str, Tuple[int, ...]] = {}
         for path in self.files:
             if path.endswith('.safetensors'):
+                check_safetensors(path)
                 with safe_open(path, framework='pt') as f:
                     for key in f.keys():
                         out[key] = tuple(f.get_slice(key).get_shape())
@@ -135,6 +84,7 @@ class WeightSource:
     def _iter_file(path: str) -> Iterator[Tuple[str, torch.Tensor]]:
         if path.endswith('.safetensors'):
             from safetensors import safe_open
+            check_safetensors(path)
             with safe_open(path, framework='pt', device='cpu') as f:
                 for key in f.keys():
                     yield key, f.get_tensor(key)

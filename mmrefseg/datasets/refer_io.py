@@ -2,9 +2,10 @@
 """Reading REFER / gRefCOCO annotation files and decoding COCO segmentations.
 
 The REFER toolkit (``refer.py``) ships its refs as Python-2 pickles. Pickles
-can run arbitrary code on load, so :func:`safe_load_pickle` admits nothing but
-plain containers and scalars: every global a pickle asks for is refused (a
-couple of harmless builtins aside) before it could be called.
+can run arbitrary code on load, so they are read with
+:func:`mmrefseg.fileio.load_plain_pickle`, which admits nothing but plain
+containers and scalars: every other global a pickle asks for is refused
+before it could be called.
 
 Expected layout (``<dataset>``: ``refcoco``, ``refcoco+``, ``grefcoco``...)::
 
@@ -13,14 +14,14 @@ Expected layout (``<dataset>``: ``refcoco``, ``refcoco+``, ``grefcoco``...)::
     <data_root>/<dataset>/instances.json         # COCO images/annotations
     <data_root>/<img prefix>/<file_name>         # images
 """
-import io
 import json
 import os.path as osp
-import pickle
-from typing import (Any, Callable, Dict, List, NoReturn, Optional, Sequence)
+from typing import Any, List, NoReturn, Optional, Sequence
 
 import numpy as np
 from pycocotools import mask as mask_utils
+
+from mmrefseg.fileio import load_plain_pickle
 
 #: Splits with a REFER-specific selection rule; anything else is exact.
 REFER_TEST_PARTS = ('testA', 'testB', 'testC')
@@ -30,91 +31,6 @@ LAYOUT_HINT = ('expected layout: <data_root>/<dataset>/refs(<splitBy>).p + '
                '<data_root>/grefcoco/grefs(unc).json + '
                '<data_root>/grefcoco/instances.json), images under '
                '<data_root>/<data_prefix.img_path>/')
-
-
-class UnsafePickleError(ValueError):
-    """A pickle asked for a global that the safe unpickler refuses."""
-
-
-def _latin1_encode(text: str, encoding: str = 'latin1') -> bytes:
-    """Stand-in for ``_codecs.encode``, which protocol-2 pickles written by
-    Python 3 use for ``bytes``; only the latin-1 round trip is allowed."""
-    if not isinstance(text, str) or encoding not in ('latin1', 'latin-1'):
-        raise UnsafePickleError(
-            f'_codecs.encode called with ({type(text).__name__}, '
-            f'{encoding!r}); only (str, "latin1") is allowed')
-    return text.encode('latin1')
-
-
-# Globals that only build plain containers: a py2 pickle of a set refers to
-# ``__builtin__.set``, a Python-3 protocol-2 pickle of bytes to
-# ``_codecs.encode``.
-_ALLOWED_GLOBALS: Dict[tuple, Callable] = {
-    ('builtins', 'set'): set,
-    ('__builtin__', 'set'): set,
-    ('builtins', 'frozenset'): frozenset,
-    ('__builtin__', 'frozenset'): frozenset,
-    ('_codecs', 'encode'): _latin1_encode,
-}
-
-
-class _SafeUnpickler(pickle.Unpickler):
-    """Unpickler whose ``find_class`` refuses every non-allowlisted global.
-
-    Refusing in ``find_class`` means the callable is never even imported, so a
-    ``__reduce__`` payload cannot run.
-    """
-
-    def __init__(self, file: io.BufferedIOBase, source: str) -> None:
-        # latin1 maps py2 ``str`` (SHORT_BINSTRING/BINSTRING) 1:1 onto str.
-        super().__init__(file, encoding='latin1')
-        self._source = source
-
-    def find_class(self, module: str, name: str) -> Any:
-        fn = _ALLOWED_GLOBALS.get((module, name))
-        if fn is None:
-            raise UnsafePickleError(
-                f'Refusing to unpickle {self._source!r}: it references the '
-                f'global {module}.{name}, but REFER files may only contain '
-                'dicts, lists, tuples, sets, strings, numbers, booleans and '
-                'None. The file was not loaded and nothing in it was run.')
-        return fn
-
-    def persistent_load(self, pid: Any) -> Any:
-        raise UnsafePickleError(
-            f'Refusing to unpickle {self._source!r}: it uses persistent id '
-            f'{pid!r}')
-
-
-def safe_load_pickle(path: str) -> Any:
-    """Load a pickle that may only hold plain containers and scalars.
-
-    Python-2 pickles (protocol 0-2) load too: py2 ``str`` becomes ``str``
-    through latin-1, py2 ``unicode`` is already ``str``.
-
-    Args:
-        path (str): Pickle file.
-
-    Returns:
-        Any: The unpickled object (dicts, lists, tuples, sets, str, bytes,
-        int, float, bool, None).
-
-    Raises:
-        FileNotFoundError: ``path`` does not exist.
-        UnsafePickleError: The pickle references a refused global (named in
-            the message together with the file).
-        ValueError: The file is not a readable pickle.
-    """
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'Pickle file not found: {path}')
-    with open(path, 'rb') as f:
-        try:
-            return _SafeUnpickler(f, path).load()
-        except UnsafePickleError:
-            raise
-        except Exception as e:  # truncated/garbled files give many types
-            raise ValueError(f'Cannot unpickle {path!r}: '
-                             f'{type(e).__name__}: {e}') from e
 
 
 def _load_json(path: str) -> Any:
@@ -142,7 +58,8 @@ def load_refs_file(path: str) -> List[dict]:
     """
     if not osp.isfile(path):
         _missing('Refs file', path)
-    refs = safe_load_pickle(path) if path.endswith('.p') else _load_json(path)
+    refs = load_plain_pickle(path) if path.endswith('.p') else \
+        _load_json(path)
     if not isinstance(refs, list) or not all(
             isinstance(r, dict) for r in refs):
         raise ValueError(f'{path!r} should hold a list of ref dicts, got '

@@ -5,7 +5,7 @@ import warnings
 
 from mmengine import DefaultScope
 
-from .checkpoint_loading import install_mmengine_checkpoint_loader
+from mmrefseg.fileio import install_mmengine_checkpoint_loader
 
 
 def register_all_modules(init_default_scope: bool = True) -> None:

@@ -18,7 +18,8 @@ from chat_checkpoints import (SPM_WORDS, make_internlm2_chat,
 from reference_internvl_chat import chat_logits
 from transformers import AutoTokenizer, InternVLForConditionalGeneration
 
-from mmrefseg.converters import KeyCoverageError, UnsafeWeightsError
+from mmrefseg.converters import KeyCoverageError
+from mmrefseg.fileio import UnsafeFileError
 from mmrefseg.converters.internvl_chat import convert_internvl_chat
 from mmrefseg.converters.internvl_rules import unpack_internlm2_wqkv
 
@@ -155,7 +156,7 @@ def test_malicious_bin_is_refused(tmp_path, zipped):
     else:
         with open(shard, 'wb') as f:
             pickle.dump(payload, f)
-    with pytest.raises(UnsafeWeightsError, match='Refusing to load'):
+    with pytest.raises(UnsafeFileError, match='Refusing to load'):
         convert_internvl_chat(str(src), str(dst), **QUIET)
     assert not marker.exists()
 

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-from mmrefseg.datasets.refer_io import (UnsafePickleError,
-                                        find_grefer_refs_path, load_instances,
-                                        load_refs_file, safe_load_pickle,
-                                        select_exact_split, select_refer_split,
+from mmrefseg.datasets.refer_io import (find_grefer_refs_path, load_instances,
+                                        load_refs_file, select_exact_split,
+                                        select_refer_split,
                                         segmentation_to_mask, union_bbox_xyxy,
                                         union_mask)
+from mmrefseg.fileio import UnsafeFileError, load_plain_pickle
 
 
 class _Evil:
@@ -33,13 +33,13 @@ def test_malicious_pickle_refused_without_running(tmp_path, protocol):
         pickle.dumps([{
             'ref_id': 1
         }, _Evil(str(marker))], protocol=protocol))
-    with pytest.raises(UnsafePickleError) as err:
-        safe_load_pickle(str(path))
+    with pytest.raises(UnsafeFileError) as err:
+        load_plain_pickle(str(path))
     msg = str(err.value)
     assert 'posix.system' in msg and str(path) in msg
     assert not marker.exists()
     # The dataset-level loader refuses the same way.
-    with pytest.raises(UnsafePickleError):
+    with pytest.raises(UnsafeFileError):
         load_refs_file(str(path))
     assert not marker.exists()
 
@@ -47,11 +47,11 @@ def test_malicious_pickle_refused_without_running(tmp_path, protocol):
 def test_other_globals_refused(tmp_path):
     path = tmp_path / 'x.p'
     path.write_bytes(pickle.dumps(np.zeros(2)))
-    with pytest.raises(UnsafePickleError, match='numpy'):
-        safe_load_pickle(str(path))
+    with pytest.raises(UnsafeFileError, match='numpy'):
+        load_plain_pickle(str(path))
     path.write_bytes(b"cbuiltins\neval\n(S'1+1'\ntR.")
-    with pytest.raises(UnsafePickleError, match='builtins.eval'):
-        safe_load_pickle(str(path))
+    with pytest.raises(UnsafeFileError, match='builtins.eval'):
+        load_plain_pickle(str(path))
 
 
 def test_py2_pickle_loads_as_str(tmp_path, py2_pickle):
@@ -68,7 +68,7 @@ def test_py2_pickle_loads_as_str(tmp_path, py2_pickle):
     }]
     path = tmp_path / 'refs(unc).p'
     path.write_bytes(py2_pickle(obj))
-    assert safe_load_pickle(str(path)) == [{
+    assert load_plain_pickle(str(path)) == [{
         'sent': 'the man',
         'raw': 'caf\xe9',
         'tokens': ['a', 'b'],
@@ -81,7 +81,7 @@ def test_py2_pickle_loads_as_str(tmp_path, py2_pickle):
     }]
     # latin-1 maps every py2 byte, non-ASCII included.
     path.write_bytes(py2_pickle([b'caf\xe9']))
-    assert safe_load_pickle(str(path)) == ['caf\xe9']
+    assert load_plain_pickle(str(path)) == ['caf\xe9']
 
 
 def test_py3_plain_containers_load(tmp_path):
@@ -89,16 +89,16 @@ def test_py3_plain_containers_load(tmp_path):
     for protocol in (2, pickle.HIGHEST_PROTOCOL):
         path = tmp_path / f'p{protocol}.p'
         path.write_bytes(pickle.dumps(obj, protocol=protocol))
-        assert safe_load_pickle(str(path)) == obj
+        assert load_plain_pickle(str(path)) == obj
 
 
 def test_bad_pickle_files(tmp_path):
     with pytest.raises(FileNotFoundError, match='nope.p'):
-        safe_load_pickle(str(tmp_path / 'nope.p'))
+        load_plain_pickle(str(tmp_path / 'nope.p'))
     path = tmp_path / 'garbage.p'
     path.write_bytes(b'\x80\x02]q\x00(K\x01')  # truncated
     with pytest.raises(ValueError, match='garbage.p'):
-        safe_load_pickle(str(path))
+        load_plain_pickle(str(path))
 
 
 def test_missing_files_name_path_and_layout(tmp_path):

@@ -10,7 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from mmrefseg.datasets.refer_io import safe_load_pickle, segmentation_to_mask
+from mmrefseg.datasets.refer_io import segmentation_to_mask
+from mmrefseg.fileio import load_plain_pickle
 from mmrefseg.datasets.synthetic import generate_synthetic_refer
 from mmrefseg.datasets.synthetic_language import (COLOURS, EXPRESSION_KINDS,
                                                   SHAPES, SceneObject,
@@ -28,7 +29,7 @@ NAMES = list(COLOURS)
 def _load(root):
     with open(f'{root}/synthrefcoco/instances.json') as f:
         coco = json.load(f)
-    refs = safe_load_pickle(f'{root}/synthrefcoco/refs(unc).p')
+    refs = load_plain_pickle(f'{root}/synthrefcoco/refs(unc).p')
     with open(f'{root}/grefcoco/grefs(unc).json') as f:
         grefs = json.load(f)
     return coco, refs, grefs

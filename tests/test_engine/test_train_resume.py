@@ -63,6 +63,9 @@ def test_train_checkpoint_resume_identical(synthetic_root, tmp_path):
     cfg.resume = True
     cfg.load_from = str(ckpt2)
     resumed = Runner.from_cfg(cfg)
+    # The base runtime's CheckpointMatchHook checked the resumed file.
+    assert any(type(h).__name__ == 'CheckpointMatchHook'
+               for h in resumed.hooks)
     resumed.train()
     assert resumed.iter == 4
     again = _weights(resumed)
@@ -72,8 +75,8 @@ def test_train_checkpoint_resume_identical(synthetic_root, tmp_path):
 
     # The checkpoint went through the allow-list loader: weights differ
     # from the iteration-2 state, which training did change.
-    from mmrefseg.utils import load_checkpoint_file
-    state2 = load_checkpoint_file(str(ckpt2))['state_dict']
+    from mmrefseg.fileio import load_torch_file
+    state2 = load_torch_file(str(ckpt2))['state_dict']
     assert any(not torch.equal(state2[k], end[k]) for k in state2)
 
 
