@@ -154,3 +154,23 @@ def test_base_runtime_config_has_hook_and_flag():
     cfg = Config.fromfile('configs/_base_/default_runtime.py')
     assert cfg.default_hooks.checkpoint_match.type == 'CheckpointMatchHook'
     assert cfg.load_from_partial is False
+
+
+def test_tiny_mllmseg_other_decoder_width(synthetic_root, tmp_path):
+    """The issue's case on a real config: a checkpoint of a 16-wide decoder
+    loaded (load_from, as tools/test.py does) into a 32-wide one."""
+    from .test_train_resume import _cfg
+    narrow = Runner.from_cfg(_cfg(synthetic_root, str(tmp_path / 'a'), 1))
+    path = tmp_path / 'narrow.pth'
+    torch.save(dict(state_dict=narrow.model.state_dict()), path)
+    cfg = _cfg(synthetic_root, str(tmp_path / 'b'), 1)
+    cfg.model.decode_head.update(embed_dims=32)
+    cfg.load_from = str(path)
+    wide = Runner.from_cfg(cfg)
+    with pytest.raises(CheckpointMismatchError) as err:
+        wide.load_or_resume()
+    msg = str(err.value)
+    assert msg.startswith(f'{path} does not match the model: ')
+    assert 'tensors with other shapes.\n  shape: decode_head.text_down.' \
+        'weight: checkpoint (16, 32) vs model (32, 32)\n' in msg
+    assert msg.count('\n  shape: ') == 5 and '... and 17 more' in msg
