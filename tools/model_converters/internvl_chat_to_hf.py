@@ -4,8 +4,9 @@
 Covers InternVL2.5 / InternVL3 (InternViT + ``mlp1`` + InternLM2, Qwen2,
 Qwen3 or Llama). InternLM2 becomes Llama (``wqkv`` unpacked), and its
 remote-code SentencePiece tokenizer becomes a native fast tokenizer with
-every token id kept. Weights are read with safetensors or
-``torch.load(weights_only=True)`` only, shard by shard.
+every token id kept. Weights are read shard by shard through
+:mod:`mmrefseg.fileio` (safetensors, ``torch.load(weights_only=True)``, an
+allow-list; anything else is refused, see docs/safety.md).
 
 Example::
 
