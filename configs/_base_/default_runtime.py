@@ -16,12 +16,12 @@ resume = False
 # rest, e.g. to fine-tune from another architecture (docs/safety.md).
 load_from_partial = False
 default_hooks = dict(
+    checkpoint_match=dict(type='CheckpointMatchHook'),
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(
         type='CheckpointHook', by_epoch=False, interval=1000, max_keep_ckpts=1),
     sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='SegVisualizationHook'),
-    checkpoint_match=dict(type='CheckpointMatchHook'))
+    visualization=dict(type='SegVisualizationHook'))
 randomness = dict(seed=42)

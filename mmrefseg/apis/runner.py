@@ -57,9 +57,7 @@ def build_runner(cfg: Config):
     """Build the runner named by ``runner_type``, or a default Runner.
 
     ``runner_type='FlexibleRunner'`` (with a DeepSpeed or FSDP ``strategy``)
-    goes through the registry like any other registered runner. Either way
-    a checkpoint that does not match the model fails to load unless the
-    config sets ``load_from_partial=True`` (:func:`add_checkpoint_match_hook`).
+    goes through the registry like any other registered runner.
 
     Args:
         cfg (Config): The full config.
@@ -67,7 +65,7 @@ def build_runner(cfg: Config):
     Returns:
         The runner (``Runner``, ``FlexibleRunner`` or a registered one).
     """
-    add_checkpoint_match_hook(cfg)
+    add_checkpoint_match_hook(cfg)  # mismatched checkpoints fail to load
     if 'runner_type' in cfg:
         from mmrefseg.registry import RUNNERS
         return RUNNERS.build(cfg)

@@ -5,12 +5,14 @@ from .mixed_refer_dataset import MixedReferDataset
 from .refcoco import RefCOCODataset
 from .shuffled_expressions import ShuffledExpressionsDataset
 from .refer_base import BaseReferDataset
-from .refer_io import segmentation_to_mask, union_mask
+from .refer_io import (UnsafePickleError, safe_load_pickle,
+                       segmentation_to_mask, union_mask)
 from .synthetic import generate_synthetic_refer
 from .transforms import *  # noqa: F401,F403
 
 __all__ = [
     'BaseReferDataset', 'GRefCOCODataset', 'MixedReferDataset',
     'ShuffledExpressionsDataset', 'RefCOCODataset',
-    'generate_synthetic_refer', 'segmentation_to_mask', 'union_mask'
+    'UnsafePickleError', 'generate_synthetic_refer', 'safe_load_pickle',
+    'segmentation_to_mask', 'union_mask'
 ]

@@ -21,7 +21,11 @@ from typing import Any, List, NoReturn, Optional, Sequence
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from mmrefseg.fileio import load_plain_pickle
+from mmrefseg.fileio import UnsafeFileError, load_plain_pickle
+
+# Old names, kept for importers: the same class and function as in fileio.
+UnsafePickleError = UnsafeFileError
+safe_load_pickle = load_plain_pickle
 
 #: Splits with a REFER-specific selection rule; anything else is exact.
 REFER_TEST_PARTS = ('testA', 'testB', 'testC')

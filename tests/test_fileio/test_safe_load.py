@@ -79,6 +79,14 @@ def test_errors_caught_by_old_handlers():
     assert issubclass(UnsafeFileError, pickle.UnpicklingError)
     assert issubclass(UnsafeFileError, ValueError)
     assert issubclass(NotACheckpointError, ValueError)
+    # The old per-reader names are the one error type and the one loader.
+    from mmrefseg.converters import UnsafeWeightsError
+    from mmrefseg.datasets import UnsafePickleError, safe_load_pickle
+    from mmrefseg.utils import UnsafeCheckpointError, load_checkpoint_file
+    assert UnsafeWeightsError is UnsafePickleError is \
+        UnsafeCheckpointError is UnsafeFileError
+    assert safe_load_pickle is load_plain_pickle
+    assert load_checkpoint_file is load_torch_file
 
 
 def _tensors():
