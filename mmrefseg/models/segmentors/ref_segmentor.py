@@ -9,20 +9,20 @@ from mmengine.structures import PixelData
 from mmseg.models.segmentors.base import BaseSegmentor
 from mmseg.utils import add_prefix
 from torch import Tensor
-from transformers import StoppingCriteriaList
 
 from mmrefseg.registry import MODELS
 from mmrefseg.structures import RefSegDataSample
 from ..backbones.mllm_outputs import MLLMOutputs
 from ..heads.base_ref_head import BaseRefHead
-from ..utils.line_budget import LineBudget
+from .answer_generation import AnswerGenerationMixin
+from .rej_decision import REJ_DECISIONS, RejDecisionMixin
 
 SampleList = List[RefSegDataSample]
-REJ_DECISIONS = ('seg_vs_rej', 'argmax_teacher_forced')
 
 
 @MODELS.register_module()
-class RefSegmentor(BaseSegmentor):
+class RefSegmentor(AnswerGenerationMixin, RejDecisionMixin,
+                   BaseSegmentor):
     """Referring segmentation with an MLLM backbone (an MMSeg segmentor).
 
     The only caller of the backbone (forward and ``generate``). The decode
@@ -66,7 +66,7 @@ class RefSegmentor(BaseSegmentor):
               ``'seg_vs_rej'`` (default): logit([REJ]) > logit([SEG]) at
               the token before the slot
               (:attr:`MLLMOutputs.slot_rej_score`), one forward over the
-              answer as the pipeline wrote it ([SEG] everywhere at test by
+              answer as the processor wrote it ([SEG] everywhere at test by
               default). ``'argmax_teacher_forced'`` (MLLMSeg's
               ``test_mllmseg_gres.py``): the argmax over the whole
               vocabulary at the token before the slot is [REJ]; the
@@ -325,39 +325,6 @@ class RefSegmentor(BaseSegmentor):
         return self.postprocess_result(logits, data_samples, out,
                                        slot_rejected=slot_rejected)
 
-    def _argmax_rej(self, out: MLLMOutputs) -> Tensor:
-        """[S] bool: the most likely next token before each slot is [REJ].
-
-        The decision of MLLMSeg's GRES test: with the GT answer
-        teacher-forced, slot k's decision sees the GT tokens of the slots
-        before it (the protocol's label leakage, kept for parity).
-        """
-        rej_id = self.backbone.rej_token_id
-        if rej_id < 0:
-            raise ValueError("test_cfg.rej_decision='argmax_teacher_forced' "
-                             'needs [REJ] in the backbone\'s '
-                             'extra_special_tokens.')
-        pos = out.slot_positions
-        if len(pos) == 0:
-            return torch.zeros(0, dtype=torch.bool, device=pos.device)
-        before = out.last_hidden_state[pos[:, 0], (pos[:, 1] - 1).clamp(min=0)]
-        return self.backbone.lm_logits(before).argmax(-1) == rej_id
-
-    def _reeval(self, inputs: dict, out: MLLMOutputs) -> MLLMOutputs:
-        """Forward again with every [REJ] turned into [SEG] (if any).
-
-        Tokens are replaced in place, so the slots keep their positions and
-        order and the first pass's decisions still line up with them.
-        """
-        ids = inputs['input_ids']
-        is_rej = ids == self.backbone.rej_token_id
-        if not bool(is_rej.any()):
-            return out
-        inputs = dict(inputs, labels=None,
-                      input_ids=ids.masked_fill(is_rej,
-                                                self.backbone.seg_token_id))
-        return self.extract_feat(inputs)
-
     def postprocess_result(self, seg_logits: Optional[List[Tensor]],
                            data_samples: SampleList,
                            out: Optional[MLLMOutputs] = None,
@@ -438,91 +405,6 @@ class RefSegmentor(BaseSegmentor):
         sample.set_data(dict(
             seg_logits=PixelData(data=probs),
             pred_sem_seg=PixelData(data=masks.to(torch.uint8))))
-
-    # ---------------------------------------------------------- generation
-    @torch.no_grad()
-    def generate_answers(self, inputs: dict, max_new_tokens: int,
-                         max_lines: int = 0, **gen_kwargs) -> List[Tensor]:
-        """Generate each conversation's answer after its prompt.
-
-        The prompt of sample ``b`` is the first ``prompt_lengths[b]`` tokens
-        of ``input_ids[b]`` (right-padded batch). Generation is greedy by
-        default and stops at the processor's end-of-turn ids
-        (``<|im_end|>`` and EOS), the same in every path.
-
-        Args:
-            inputs (dict): Batch from ``RefSegDataPreProcessor``.
-            max_new_tokens (int): Generation budget.
-            max_lines (int): Stop a sequence at this many line breaks
-                (:class:`LineBudget`); 0 disables it.
-            **gen_kwargs: Further ``generate`` arguments.
-
-        Returns:
-            list[Tensor]: per conversation, its prompt (without padding)
-            and its new tokens [B, T] (padding after an early stop).
-        """
-        processor = self.backbone.processor
-        lengths = [int(n) for n in inputs['prompt_lengths']]
-        if min(lengths) <= 0:
-            raise ValueError('Generation needs the prompt lengths that '
-                             'RefSegDataPreProcessor writes.')
-        mask = inputs.get('attention_mask')
-        prompts = []
-        for b, n in enumerate(lengths):
-            ids = inputs['input_ids'][b, :n]
-            prompts.append(ids[mask[b, :n].bool()] if mask is not None
-                           else ids)
-        pre = self.data_preprocessor
-        left = pre.pad_sequences(prompts, processor.pad_token_id, 'left')
-        left_mask = pre.pad_sequences(
-            [torch.ones_like(p) for p in prompts], 0, 'left')
-        kwargs = dict(max_new_tokens=max_new_tokens,
-                      eos_token_id=processor.stop_token_ids)
-        if max_lines > 0:
-            kwargs['stopping_criteria'] = StoppingCriteriaList([
-                LineBudget(processor.newline_counts(), left.shape[1],
-                           max_lines)
-            ])
-        kwargs.update(gen_kwargs)
-        new = self.backbone.generate(inputs['pixel_values'], left, left_mask,
-                                     **kwargs)
-        return prompts, new
-
-    def _predict_from_answers(self, inputs: dict,
-                              data_samples: SampleList) -> SampleList:
-        """Generate, let the head read masks from the answers, and write
-        the predictions."""
-        _, new = self.generate_answers(inputs,
-                                       **self.decode_head.generation_cfg)
-        texts = self.backbone.processor.decode_answers(new)
-        preds = self.decode_head.predict_by_answers(
-            texts, data_samples, inputs.get('images'))
-        device = inputs['input_ids'].device
-        for sample, text, pred in zip(data_samples, texts, preds):
-            masks = pred.masks.to(device)
-            no_target = (~masks.flatten(1).any(1)).tolist()
-            self._set_predictions(sample, masks.float(), masks, no_target)
-            sample.generated_texts = [text] * len(no_target)
-            sample.parse_status = pred.status
-            sample.parse_repairs = pred.repairs
-        return data_samples
-
-    def _append_generated_answers(self, inputs: dict) -> dict:
-        """Let the model write its answer, then re-run it teacher-forced."""
-        prompts, new = self.generate_answers(
-            inputs, max_new_tokens=self.test_cfg['max_new_tokens'])
-        pad = self.backbone.processor.pad_token_id
-        seqs = []
-        for p, g in zip(prompts, new):
-            g = g[g != pad]
-            seqs.append(torch.cat([p, g]))
-        ids = self.data_preprocessor.pad_sequences(seqs, pad, 'right')
-        lengths = torch.as_tensor([len(s) for s in seqs], device=ids.device)
-        mask = (torch.arange(ids.shape[1], device=ids.device)[None] <
-                lengths[:, None]).long()
-        out = dict(inputs)
-        out.update(input_ids=ids, attention_mask=mask, labels=None)
-        return out
 
     # ------------------------------------------------------ mmseg plumbing
     def _forward(self, inputs: dict, data_samples=None) -> List[Tensor]:
