@@ -375,3 +375,59 @@ def test_auxiliary_head_of_a_seg_free_protocol_needs_a_learned_query(
         MODELS.build(dict(type='RefSegmentor', backbone=tiny_backbone_cfg,
                           decode_head=dict(type='Self1EHead'),
                           auxiliary_head=dict(type='LLMStateAuxHead')))
+
+
+def test_the_segmentor_calls_only_the_declared_interface(segmentor_cfg):
+    """A head must be a BaseRefHead; what it declares reaches the
+    backbone; generation cannot run a non-causal attention policy."""
+    with pytest.raises(TypeError, match='BaseRefHead'):
+        MODELS.build(dict(segmentor_cfg, neck=None,
+                          decode_head=dict(type='LLMStateAuxHead')))
+    cfg = copy.deepcopy(segmentor_cfg)
+    cfg['decode_head']['dual_perception'] = True
+    with pytest.raises(ValueError, match='generate'):
+        MODELS.build(dict(cfg, test_cfg=dict(mode='generate')))
+    model = MODELS.build(cfg)
+    seen = {}
+    forward = model.backbone.forward
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return forward(*args, **kwargs)
+
+    model.backbone.forward = spy
+    ids = torch.tensor([[1, 2]])
+    with pytest.raises(ValueError):  # no image tokens: fails after the spy
+        model.extract_feat(dict(pixel_values=torch.zeros(1, 3, 56, 56),
+                                input_ids=ids))
+    assert seen['llm_attention'] == 'dual_perception'
+    assert seen['uncompressed_vision'] is False
+
+
+def test_no_model_module_imports_datasets_or_hands_heads_the_backbone():
+    """In code (not prose): nothing under mmrefseg/models imports
+    mmrefseg.datasets, and no head names a backbone or a tokenizer."""
+    import ast
+    import glob
+    import os.path as osp
+    root = osp.dirname(osp.dirname(osp.dirname(osp.dirname(
+        osp.abspath(__file__)))))
+    models = osp.join(root, 'mmrefseg', 'models')
+    banned = {'backbone', 'tokenizer'}
+    paths = glob.glob(osp.join(models, '**', '*.py'), recursive=True)
+    assert len(paths) > 20
+    for path in paths:
+        with open(path) as f:
+            tree = ast.parse(f.read())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                assert not (node.module or '').startswith(
+                    'mmrefseg.datasets'), path
+            if isinstance(node, ast.Import):
+                assert not any(a.name.startswith('mmrefseg.datasets')
+                               for a in node.names), path
+            if osp.basename(osp.dirname(path)) != 'heads':
+                continue
+            names = {getattr(node, 'id', None), getattr(node, 'attr', None),
+                     getattr(node, 'arg', None)}
+            assert not names & banned, (path, getattr(node, 'lineno', 0))
