@@ -28,8 +28,7 @@ class RefSegDataPreProcessor(BaseDataPreprocessor):
     normalised by ``InternVLImageTransform``.
 
     Args:
-        pad_token_id (int): id written into padding (masked out anyway);
-            the processor's pad id replaces it once attached.
+        pad_token_id (int): id written into padding (masked out anyway).
         pixel_dtype (str, optional): cast ``pixel_values`` to this dtype
             ('bfloat16' on GPU); default keeps float32.
         padding_side (str): 'right' for teacher-forced training/eval.
@@ -56,7 +55,6 @@ class RefSegDataPreProcessor(BaseDataPreprocessor):
     def set_processor(self, processor: InternVLProcessor) -> None:
         """Attach the backbone's processor (done by ``RefSegmentor``)."""
         self.processor = processor
-        self.pad_token_id = processor.pad_token_id
 
     @staticmethod
     def pad_sequences(seqs, value: int, side: str = 'right') -> torch.Tensor:
