@@ -11,13 +11,13 @@ from mmengine.model import BaseModule
 from transformers import InternVLConfig, InternVLForConditionalGeneration
 
 from mmrefseg.registry import MODELS
+from mmrefseg.structures import MLLMOutputs
 from mmrefseg.utils.tokenizer import (IMG_CONTEXT_TOKEN, REJ_TOKEN, SEG_TOKEN,
                                       TokenizerCfg, build_tokenizer, token_id)
 from ..processors import InternVLProcessor
 from ..utils.dual_perception_mask import dual_perception_mask_for
 from ..utils.new_token_rows import NewTokenEmbedding, NewTokenLMHead
 from ..utils.position_table import sincos_2d_position_table
-from .mllm_outputs import MLLMOutputs
 
 IGNORE_INDEX = -100
 #: LLM attention policies a head may declare (``BaseRefHead.llm_attention``).

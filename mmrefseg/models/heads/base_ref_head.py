@@ -8,7 +8,7 @@ import numpy as np
 from mmengine.model import BaseModule
 from torch import Tensor
 
-from ..backbones.mllm_outputs import MLLMOutputs
+from mmrefseg.structures import MLLMOutputs
 
 #: Where a head's masks come from (its ``mask_source``).
 MASK_SOURCES = ('features', 'outputs', 'answers')

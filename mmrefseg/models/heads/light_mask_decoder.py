@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmrefseg.registry import MODELS
+from mmrefseg.structures import MLLMOutputs
 from ..losses.mask_focal_loss import MaskFocalLoss  # noqa: F401 (registers)
-from ..backbones.mllm_outputs import MLLMOutputs
 from ..necks.dsff import TransformerDecoderBlock
 from ..utils.resized_mask_losses import resized_mask_losses
 from .base_ref_head import BaseRefHead

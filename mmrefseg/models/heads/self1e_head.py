@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmrefseg.registry import MODELS
-from ..backbones.mllm_outputs import MLLMOutputs
+from mmrefseg.structures import MLLMOutputs
 from ..utils.pixel_unshuffle import internvl_pixel_unshuffle
 from .base_ref_head import BaseRefHead
 

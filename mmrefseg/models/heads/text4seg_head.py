@@ -9,7 +9,7 @@ from torch import Tensor
 
 from mmrefseg.codecs import BACKGROUND, DecodeResult, decode_answer
 from mmrefseg.registry import MODELS
-from ..backbones.mllm_outputs import MLLMOutputs
+from mmrefseg.structures import MLLMOutputs
 from ..utils.sam_refiner import SamMaskRefiner
 from .base_ref_head import AnswerPrediction, BaseRefHead
 

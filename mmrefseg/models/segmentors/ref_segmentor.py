@@ -11,8 +11,7 @@ from mmseg.utils import add_prefix
 from torch import Tensor
 
 from mmrefseg.registry import MODELS
-from mmrefseg.structures import RefSegDataSample
-from ..backbones.mllm_outputs import MLLMOutputs
+from mmrefseg.structures import MLLMOutputs, RefSegDataSample
 from ..heads.base_ref_head import BaseRefHead
 from .answer_generation import AnswerGenerationMixin
 from .rej_decision import REJ_DECISIONS, RejDecisionMixin

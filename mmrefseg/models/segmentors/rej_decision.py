@@ -4,7 +4,7 @@ a second pass for the masks."""
 import torch
 from torch import Tensor
 
-from ..backbones.mllm_outputs import MLLMOutputs
+from mmrefseg.structures import MLLMOutputs
 
 REJ_DECISIONS = ('seg_vs_rej', 'argmax_teacher_forced')
 

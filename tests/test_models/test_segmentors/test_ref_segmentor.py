@@ -428,6 +428,8 @@ def test_no_model_module_imports_datasets_or_hands_heads_the_backbone():
                                for a in node.names), path
             if osp.basename(osp.dirname(path)) != 'heads':
                 continue
+            if isinstance(node, ast.ImportFrom):
+                assert 'backbones' not in (node.module or ''), path
             names = {getattr(node, 'id', None), getattr(node, 'attr', None),
                      getattr(node, 'arg', None)}
             assert not names & banned, (path, getattr(node, 'lineno', 0))

@@ -1,5 +1,5 @@
 # Copyright (c) mmrefseg contributors.
-"""The contract between :class:`InternVLBackbone` and the heads."""
+"""The contract between ``InternVLBackbone`` and the heads (models/)."""
 from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 
