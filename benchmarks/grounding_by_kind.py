@@ -10,7 +10,8 @@ column separates mask quality from selection: a high best-object IoU with a
 low target IoU means a well-drawn mask of the wrong object.
 
     python benchmarks/grounding_by_kind.py \
-        configs/mllmseg/mllmseg_tiny_synth.py work_dirs/x/iter_1500.pth \
+        configs/mllmseg/mllmseg_hybrid_tiny_synth.py \
+        work_dirs/x/iter_1500.pth \
         --val-samples 400
 """
 import argparse
@@ -70,20 +71,20 @@ class KindStats:
         self.stats = defaultdict(lambda: [0, 0, [], []])
 
     def add(self, sample, segmentations: List[list]) -> None:
-        """Score one predicted ``SegDataSample`` with one expression.
+        """Score one predicted ``RefSegDataSample`` with one expression.
 
         Args:
-            sample (SegDataSample): With ``pred_sem_seg``, ``gt_sem_seg``
-                and ``texts`` in its metainfo.
+            sample (RefSegDataSample): With ``pred_masks``, ``gt_masks``
+                and ``texts``.
             segmentations (list): COCO segmentations of every object of
                 the sample's image.
         """
-        texts = sample.metainfo['texts']
+        texts = sample.texts
         if len(texts) != 1:
             raise ValueError(
                 f'expected one expression per sample, got {texts}')
-        pred = sample.pred_sem_seg.data[0].cpu().numpy() > 0
-        gt = sample.gt_sem_seg.data[0].cpu().numpy() > 0
+        pred = sample.pred_masks[0].cpu().numpy() > 0
+        gt = sample.gt_masks[0].cpu().numpy() > 0
         h, w = gt.shape
         best = max(
             (iou(pred, segmentation_to_mask(seg, h, w) > 0)

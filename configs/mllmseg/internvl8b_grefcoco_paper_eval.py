@@ -1,5 +1,5 @@
 # MLLMSeg on InternVL2.5-8B, GRES on gRefCOCO, evaluated with the papers'
-# protocol (MLLMSeg test_mllmseg_gres.py, spec mllmseg.md §4.2 and §4.4):
+# protocol (MLLMSeg's test_mllmseg_gres.py):
 # - one sample per image with all its sentences, the teacher-forced answer
 #   written with the GROUND-TRUTH token of each expression ("{s}:[REJ]" for
 #   an empty target, "{s}:[SEG]" otherwise);
@@ -16,25 +16,12 @@
 # expression per sample, [SEG] teacher-forced, decision from the model's
 # [REJ]-vs-[SEG] preference, ReLA rule).
 _base_ = ['./internvl8b_grefcoco.py']
-paper_eval_conversation = dict(
-    type='BuildConversation', tokenizer={{_base_.tokenizer}},
-    num_image_tokens={{_base_.num_image_tokens}},
-    prompt_style='mllmseg_paper_eval',
-    extra_special_tokens={{_base_.special_tokens}},
-    system_message={{_base_.system_message}},
-    bos=True, test_mode=True, reject_no_target=True)
-# Restated (not inherited): see internvl8b_refcoco_paper_eval.py.
-test_pipeline = [
-    dict(type='LoadRefImage'), dict(type='LoadRefMasks'),
-    dict(type='InternVLImageTransform', image_size=448, mode='squash'),
-    paper_eval_conversation, dict(type='PackRefSegInputs')
-]
 model = dict(
+    backbone=dict(processor=dict(test_prompt_style='mllmseg_paper_eval',
+                                 test_reject_no_target=True)),
     test_cfg=dict(use_rej=True, rej_decision='argmax_teacher_forced',
                   keep_rejected_masks=True, resize='probs'))
-val_dataloader = dict(
-    batch_size=1,
-    dataset=dict(test_grouping='image', pipeline=test_pipeline))
+val_dataloader = dict(batch_size=1, dataset=dict(test_grouping='image'))
 test_dataloader = val_dataloader
 val_evaluator = dict(
     type='RefSegMetric', gres=True, gres_rule='mllmseg', giou_mode='image',

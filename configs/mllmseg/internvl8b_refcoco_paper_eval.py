@@ -1,5 +1,5 @@
 # MLLMSeg on InternVL2.5-8B, RES, evaluated with the papers' protocol
-# (MLLMSeg test_mllmseg_res.py, spec mllmseg.md §4): one evaluation sample per
+# (MLLMSeg's test_mllmseg_res.py): one evaluation sample per
 # image carrying every sentence of every ref of that image in the split, one
 # teacher-forced forward over
 #   " What are {s1, s2, ...}in this image? Please output segmentation masks."
@@ -13,24 +13,10 @@
 # Training settings are those of internvl8b_refcoco.py (this file only
 # changes evaluation).
 _base_ = ['./internvl8b_refcoco.py']
-paper_eval_conversation = dict(
-    type='BuildConversation', tokenizer={{_base_.tokenizer}},
-    num_image_tokens={{_base_.num_image_tokens}},
-    prompt_style='mllmseg_paper_eval',
-    extra_special_tokens={{_base_.special_tokens}},
-    system_message={{_base_.system_message}},
-    bos=True, test_mode=True)
-# Restated (not inherited): the base's pipeline was evaluated with the base's
-# conversation, which a child cannot change.
-test_pipeline = [
-    dict(type='LoadRefImage'), dict(type='LoadRefMasks'),
-    dict(type='InternVLImageTransform', image_size=448, mode='squash'),
-    paper_eval_conversation, dict(type='PackRefSegInputs')
-]
-model = dict(test_cfg=dict(resize='probs'))
-val_dataloader = dict(
-    batch_size=1,
-    dataset=dict(test_grouping='image', pipeline=test_pipeline))
+model = dict(
+    backbone=dict(processor=dict(test_prompt_style='mllmseg_paper_eval')),
+    test_cfg=dict(resize='probs'))
+val_dataloader = dict(batch_size=1, dataset=dict(test_grouping='image'))
 test_dataloader = val_dataloader
 val_evaluator = dict(
     type='RefSegMetric', giou_mode='image', rec_iou_rule='>',

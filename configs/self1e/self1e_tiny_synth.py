@@ -1,51 +1,17 @@
 # A tiny random InternVL + the SELF1E head (no mask decoder: residual feature
 # refilling/amplification, one [SEG], dual-perception LLM mask), trained from
 # scratch on CPU on the synthetic REFER dataset. Same backbone, data and
-# optimiser as configs/mllmseg/mllmseg_tiny_synth.py.
+# optimiser as configs/mllmseg/mllmseg_hybrid_tiny_synth.py. Departs from
+# SELF1E's released prompt (see below): MLLMSeg's answers and the question
+# before the image.
 _base_ = [
-    '../_base_/default_runtime.py', '../_base_/datasets/synthetic_refer.py'
+    '../_base_/default_runtime.py', '../_base_/datasets/synthetic_refer.py',
+    '../_base_/models/tiny_internvl.py'
 ]
 
-image_size = 224
-patch_size = 14
-num_image_tokens = (image_size // patch_size // 2)**2  # 64 after pixel shuffle
-tokenizer = dict(type='tiny_bpe', vocab_size=1024)
-# SELF1E's vocabulary layout: [SEG] and the unused [SEGT], no [REJ].
-special_tokens = ['[SEG]', '[SEGT]']
-
-model = dict(
-    type='RefSegmentor',
-    data_preprocessor=dict(type='RefSegDataPreProcessor'),
-    backbone=dict(
-        type='InternVLBackbone',
-        config=dict(
-            vision_config=dict(
-                hidden_size=128, num_hidden_layers=4, num_attention_heads=4,
-                intermediate_size=512, image_size=image_size,
-                patch_size=patch_size, norm_type='layer_norm',
-                layer_scale_init_value=1.0),
-            text_config=dict(
-                model_type='qwen2', vocab_size=1024, hidden_size=256,
-                intermediate_size=1024, num_hidden_layers=4,
-                num_attention_heads=4, num_key_value_heads=2,
-                max_position_embeddings=1024, tie_word_embeddings=False),
-            image_token_id=5,
-            image_seq_length=num_image_tokens,
-            downsample_ratio=0.5,
-            tie_word_embeddings=False),
-        tokenizer=tokenizer,
-        extra_special_tokens=special_tokens,
-        # Trained from scratch: nothing is frozen.
-        freeze_vit=False, freeze_projector=False, freeze_llm=False,
-        # SELF1E reads [SEG] one token early and the image states in place.
-        seg_state_offset=-1, image_state_offset=0,
-        attn_implementation='sdpa'),
-    decode_head=dict(type='Self1EHead'),
-    lm_loss_weight=1.0,
-    test_cfg=dict(mode='teacher_forced'))
-
-# One expression per conversation, as SELF1E trains (every expression is its
-# own row there), so image tokens only see their own expression's [SEG].
+# One expression per conversation (the dataset base), as SELF1E trains
+# (every expression is its own row there), so image tokens only see their
+# own expression's [SEG].
 # From scratch, SELF1E's bare answer "[SEG]." gives the LM no reason to read
 # the expression: after 10 minutes every expression of an image got the same
 # mask (val cIoU 28.04 real = 28.04 shuffled). Answers that echo the
@@ -59,45 +25,16 @@ model = dict(
 # at 10 minutes, 62.5 / 5.4 at 20, 65.0 / 5.5 at 30, against 31.3 / 24.4,
 # 38.2 / 22.2, 38.5 / 12.2 with the image first. Released checkpoints expect
 # the image first.
-conversation = dict(
-    type='BuildConversation', tokenizer=tokenizer,
-    num_image_tokens=num_image_tokens, prompt_style='mllmseg',
-    extra_special_tokens=special_tokens, question_first=True)
-train_pipeline = [
-    dict(type='LoadRefImage'),
-    dict(type='LoadRefMasks'),
-    dict(type='InternVLImageTransform', image_size=image_size, mode='squash'),
-    conversation,
-    dict(type='PackRefSegInputs'),
-]
-test_pipeline = [
-    dict(type='LoadRefImage'),
-    dict(type='LoadRefMasks'),
-    dict(type='InternVLImageTransform', image_size=image_size, mode='squash'),
-    dict(conversation, test_mode=True),
-    dict(type='PackRefSegInputs'),
-]
-train_dataloader = dict(
-    batch_size=32, num_workers=1, persistent_workers=True,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
-    collate_fn=dict(type='pseudo_collate'),
-    dataset=dict(
-        type={{_base_.dataset_type}}, data_root={{_base_.data_root}},
-        dataset_name={{_base_.dataset_name}}, split_by='unc', split='train',
-        data_prefix=dict(img_path={{_base_.img_prefix}}),
-        max_expressions_per_sample=1, pipeline=train_pipeline))
-val_dataloader = dict(
-    batch_size=16, num_workers=1, persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    collate_fn=dict(type='pseudo_collate'),
-    dataset=dict(
-        type={{_base_.dataset_type}}, data_root={{_base_.data_root}},
-        dataset_name={{_base_.dataset_name}}, split_by='unc', split='val',
-        data_prefix=dict(img_path={{_base_.img_prefix}}), test_mode=True,
-        pipeline=test_pipeline))
-test_dataloader = val_dataloader
-val_evaluator = dict(type='RefSegMetric')
-test_evaluator = val_evaluator
+model = dict(
+    backbone=dict(
+        # SELF1E's vocabulary layout: [SEG] and the unused [SEGT], no [REJ].
+        extra_special_tokens=['[SEG]', '[SEGT]'],
+        processor=dict(prompt_style='mllmseg', question_first=True),
+        # SELF1E reads [SEG] one token early and the image states in place.
+        seg_state_offset=-1, image_state_offset=0,
+        attn_implementation='sdpa'),
+    decode_head=dict(type='Self1EHead'),
+    test_cfg=dict(mode='teacher_forced'))
 
 # bfloat16 autocast (AutocastOptimWrapper; parameters and optimizer state
 # stay float32): 1.07 s/iteration on 2 AMX-capable CPU cores against 1.3 in

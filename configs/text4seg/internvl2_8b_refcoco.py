@@ -42,9 +42,7 @@ backbone_arch = dict(
     image_token_id=92546, image_seq_length=256, downsample_ratio=0.5,
     projector_hidden_act='gelu', vision_feature_layer=-1,
     vision_feature_select_strategy='default', tie_word_embeddings=False)
-tokenizer = checkpoint
-image_size = 448
-num_image_tokens = 256  # 1 tile of 448 px: a 16x16 token grid
+image_size = 448  # 1 tile of 448 px: a 16x16 token grid
 grid_size = 16  # one descriptor per image token
 special_tokens = []  # the descriptors are plain text
 # InternVL2's (internlm2-chat) default system prompt, which ms-swift keeps.
@@ -57,10 +55,13 @@ model = dict(
                            pixel_dtype='bfloat16'),
     backbone=dict(
         type='InternVLBackbone',
-        pretrained=checkpoint,
+        pretrained=checkpoint,  # its tokenizer too
         config=backbone_arch,
-        tokenizer=tokenizer,
         extra_special_tokens=special_tokens,
+        # The question and the descriptor answer come from Text4SegAnswer
+        # (the answer is the GT mask); InternLM2 (as Llama) starts with <s>.
+        processor=dict(prompt_style='answer', system_message=system_message,
+                       bos=True, max_length=2048),
         freeze_vit=True, freeze_projector=True, freeze_llm=True,
         llm_lora=dict(r=64, lora_alpha=128, lora_dropout=0.05),
         gradient_checkpointing=True,
@@ -74,12 +75,6 @@ model = dict(
     lm_loss_weight=1.0)
 
 answer = dict(type='Text4SegAnswer', grid_size=grid_size)
-conversation = dict(
-    type='BuildConversation', tokenizer=tokenizer,
-    num_image_tokens=num_image_tokens, prompt_style='answer',
-    extra_special_tokens=special_tokens, system_message=system_message,
-    bos=True,  # InternLM2 (as Llama) starts with <s>
-    max_length=2048)
 train_pipeline = [
     dict(type='LoadRefImage'),
     dict(type='LoadRefMasks'),
@@ -87,7 +82,6 @@ train_pipeline = [
     # square tile as the reference does (no tiles, no padding).
     dict(type='InternVLImageTransform', image_size=image_size, mode='squash'),
     answer,
-    conversation,
     dict(type='PackRefSegInputs'),
 ]
 test_pipeline = [
@@ -95,7 +89,6 @@ test_pipeline = [
     dict(type='LoadRefMasks'),
     dict(type='InternVLImageTransform', image_size=image_size, mode='squash'),
     dict(answer, test_mode=True),
-    dict(conversation, test_mode=True),
     dict(type='PackRefSegInputs'),
 ]
 

@@ -17,89 +17,40 @@
 # the cheapest grid that leaves real room above 60, and the grid the paper
 # uses.
 _base_ = [
-    '../_base_/default_runtime.py', '../_base_/datasets/synthetic_refer.py'
+    '../_base_/default_runtime.py', '../_base_/datasets/synthetic_refer.py',
+    '../_base_/models/tiny_internvl.py'
 ]
 
-image_size = 224
-patch_size = 14
-num_image_tokens = (image_size // patch_size // 2)**2  # 64 after pixel shuffle
 grid_size = 16
-tokenizer = dict(type='tiny_bpe', vocab_size=1024)
-special_tokens = []  # Text4Seg adds no tokens
-
 model = dict(
-    type='RefSegmentor',
-    data_preprocessor=dict(type='RefSegDataPreProcessor'),
     backbone=dict(
-        type='InternVLBackbone',
-        config=dict(
-            vision_config=dict(
-                hidden_size=128, num_hidden_layers=4, num_attention_heads=4,
-                intermediate_size=512, image_size=image_size,
-                patch_size=patch_size, norm_type='layer_norm',
-                layer_scale_init_value=1.0),
-            text_config=dict(
-                model_type='qwen2', vocab_size=1024, hidden_size=256,
-                intermediate_size=1024, num_hidden_layers=4,
-                num_attention_heads=4, num_key_value_heads=2,
-                max_position_embeddings=1024, tie_word_embeddings=False),
-            image_token_id=5,
-            image_seq_length=num_image_tokens,
-            downsample_ratio=0.5,
-            tie_word_embeddings=False),
-        tokenizer=tokenizer,
-        extra_special_tokens=special_tokens,
-        # Trained from scratch: nothing is frozen.
-        freeze_vit=False, freeze_projector=False, freeze_llm=False),
+        extra_special_tokens=[],  # Text4Seg adds no tokens
+        # The question and the descriptor answer come from Text4SegAnswer.
+        processor=dict(prompt_style='answer')),
     # The longest val answer is 170 tokens; generation also stops after
     # grid_size + 2 lines (a model that keeps writing rows).
     decode_head=dict(type='Text4SegHead', grid_size=grid_size,
-                     max_new_tokens=256),
-    lm_loss_weight=1.0)
+                     max_new_tokens=256))
 
 answer = dict(type='Text4SegAnswer', grid_size=grid_size)
-conversation = dict(
-    type='BuildConversation', tokenizer=tokenizer,
-    num_image_tokens=num_image_tokens, prompt_style='answer',
-    extra_special_tokens=special_tokens)
 train_pipeline = [
     dict(type='LoadRefImage'),
     dict(type='LoadRefMasks'),
-    dict(type='InternVLImageTransform', image_size=image_size, mode='squash'),
+    dict(type='InternVLImageTransform', image_size=224, mode='squash'),
     answer,
-    conversation,
     dict(type='PackRefSegInputs'),
 ]
 test_pipeline = [
     dict(type='LoadRefImage'),
     dict(type='LoadRefMasks'),
-    dict(type='InternVLImageTransform', image_size=image_size, mode='squash'),
+    dict(type='InternVLImageTransform', image_size=224, mode='squash'),
     dict(answer, test_mode=True),
-    dict(conversation, test_mode=True),
     dict(type='PackRefSegInputs'),
 ]
 # One expression per conversation, as the reference trains.
-train_dataloader = dict(
-    batch_size=8, num_workers=1, persistent_workers=True,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
-    collate_fn=dict(type='pseudo_collate'),
-    dataset=dict(
-        type={{_base_.dataset_type}}, data_root={{_base_.data_root}},
-        dataset_name={{_base_.dataset_name}}, split_by='unc', split='train',
-        data_prefix=dict(img_path={{_base_.img_prefix}}),
-        max_expressions_per_sample=1, pipeline=train_pipeline))
-val_dataloader = dict(
-    batch_size=32, num_workers=1, persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    collate_fn=dict(type='pseudo_collate'),
-    dataset=dict(
-        type={{_base_.dataset_type}}, data_root={{_base_.data_root}},
-        dataset_name={{_base_.dataset_name}}, split_by='unc', split='val',
-        data_prefix=dict(img_path={{_base_.img_prefix}}), test_mode=True,
-        pipeline=test_pipeline))
+train_dataloader = dict(batch_size=8, dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(batch_size=32, dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
-val_evaluator = dict(type='RefSegMetric')
-test_evaluator = val_evaluator
 
 # From scratch a tiny LM wants many small steps: batch 8 at lr 1e-3.
 max_iters = 4000

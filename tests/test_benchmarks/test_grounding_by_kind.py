@@ -5,9 +5,9 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
-from mmengine.structures import PixelData
-from mmseg.structures import SegDataSample
 from pycocotools import mask as mask_utils
+
+from mmrefseg.structures import RefSegDataSample
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -29,9 +29,10 @@ def _mask(rows, cols):
 
 
 def _sample(text, gt, pred):
-    sample = SegDataSample(metainfo=dict(texts=[text], img_id=1))
-    sample.gt_sem_seg = PixelData(data=torch.from_numpy(gt)[None])
-    sample.pred_sem_seg = PixelData(data=torch.from_numpy(pred)[None])
+    sample = RefSegDataSample(metainfo=dict(img_id=1))
+    sample.texts = [text]
+    sample.gt_masks = torch.from_numpy(gt)[None]
+    sample.pred_masks = torch.from_numpy(pred)[None].bool()
     return sample
 
 
@@ -57,7 +58,7 @@ def test_rows_split_quality_from_selection(by_kind):
 
 def test_one_expression_per_sample(by_kind):
     sample = _sample('the red one', _mask(0, 0), _mask(0, 0))
-    sample.set_metainfo(dict(texts=['the red one', 'the star']))
+    sample.texts = ['the red one', 'the star']
     with pytest.raises(ValueError, match='one expression per sample'):
         by_kind.KindStats().add(sample, [])
 

@@ -49,9 +49,12 @@ def _run(config, res, tmp_path, synthetic_root, **dataset):
     loader.dataset.update(
         data_root=synthetic_root,
         data_prefix=dict(img_path='images/synthetic'), **dataset)
+    # The conversation comes from the converted checkpoint's tokenizer and
+    # the model's own image-token count; only the tile size is the
+    # pipeline's.
+    assert cfg.model.backbone.pretrained == hf
     for transform in loader.dataset.pipeline:
-        if transform['type'] == 'BuildConversation':
-            transform.update(tokenizer=hf, num_image_tokens=(tile // 28)**2)
+        assert transform['type'] != 'BuildConversation'
         if transform['type'] == 'InternVLImageTransform':
             transform.update(image_size=tile)
     runner = tool.build_runner(cfg)

@@ -133,8 +133,8 @@ def test_missing_grefs(tmp_path):
 
 def test_image_grouping_with_gt_rej_answer(synthetic_root):
     """MLLMSeg's GRES eval unit: all sentences of an image, GT [REJ]."""
-    from mmrefseg.datasets.prompts import count_slots
-    from mmrefseg.datasets.transforms import BuildConversation
+    from mmrefseg.models.processors import InternVLProcessor, count_slots
+    from mmrefseg.utils.tokenizer import build_tokenizer
     grefs = [r for r in _grefs(synthetic_root) if r['split'] == 'val']
     ds = GRefCOCODataset(
         synthetic_root,
@@ -146,18 +146,17 @@ def test_image_grouping_with_gt_rej_answer(synthetic_root):
     assert len(ds) == len({r['image_id'] for r in grefs})
     assert sum(len(ds[i]['expressions']) for i in range(len(ds))) == sum(
         len(r['sentences']) for r in grefs)
-    conv = BuildConversation(
-        dict(type='tiny_bpe', vocab_size=1024), 4,
-        prompt_style='mllmseg_paper_eval', reject_no_target=True,
-        test_mode=True)
+    conv = InternVLProcessor(
+        build_tokenizer(dict(type='tiny_bpe', vocab_size=1024),
+                        ('[SEG]', '[REJ]')), 4,
+        prompt_style='mllmseg_paper_eval', test_reject_no_target=True)
     seen_rej = False
     for i in range(len(ds)):
         out = ds[i]
         flags = [bool(f) for f in out['no_target']]
         assert flags == [e['no_target'] for e in out['expressions']]
         assert [bool(m.sum() == 0) for m in out['gt_masks']] == flags
-        out['num_tiles'] = 1
-        answer = conv(out)['answer']
+        answer = conv(out['texts'], no_target=out['no_target'])['answer']
         assert count_slots(answer) == [
             '[REJ]' if f else '[SEG]' for f in flags]
         seen_rej |= any(flags)

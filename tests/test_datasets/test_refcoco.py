@@ -296,8 +296,12 @@ def test_image_grouping_gives_all_sentences_of_an_image(synthetic_root):
 
 
 def test_image_grouping_pipeline_writes_the_paper_prompt(synthetic_root):
-    """A per-image sample through the MLLMSeg paper-eval pipeline."""
-    from mmrefseg.datasets.prompts import SEG
+    """A per-image sample through a pipeline, then the MLLMSeg paper-eval
+    prompt written by the model's processor."""
+    from mmengine.dataset import pseudo_collate
+
+    from mmrefseg.models.data_preprocessor import RefSegDataPreProcessor
+    from mmrefseg.models.processors import SEG, InternVLProcessor
     from mmrefseg.utils.tokenizer import build_tokenizer
     tok = dict(type='tiny_bpe', vocab_size=1024)
     ds = DATASETS.build(
@@ -307,19 +311,19 @@ def test_image_grouping_pipeline_writes_the_paper_prompt(synthetic_root):
                  dict(type='LoadRefImage'),
                  dict(type='LoadRefMasks'),
                  dict(type='InternVLImageTransform', image_size=56),
-                 dict(type='BuildConversation', tokenizer=tok,
-                      num_image_tokens=4, prompt_style='mllmseg_paper_eval',
-                      test_mode=True),
                  dict(type='PackRefSegInputs'),
              ]))
     sample = ds[0]
-    meta = sample['data_samples'].metainfo
-    texts = meta['texts']
+    texts = sample['data_samples'].texts
     assert len(texts) > 1
-    assert sample['data_samples'].gt_sem_seg.data.shape[0] == len(texts)
+    assert sample['data_samples'].gt_masks.shape[0] == len(texts)
     names = [t.strip().lower() for t in texts]
     tokenizer = build_tokenizer(tok, ('[SEG]', '[REJ]'))
-    text = tokenizer.decode(sample['inputs']['input_ids'])
+    pre = RefSegDataPreProcessor()
+    pre.set_processor(InternVLProcessor(
+        tokenizer, 4, test_prompt_style='mllmseg_paper_eval'))
+    batch = pre(pseudo_collate([sample]), False)
+    text = tokenizer.decode(batch['inputs']['input_ids'][0])
     assert (' What are ' + ', '.join(names) +
             'in this image? Please output segmentation masks.') in text
     assert 'Sure,' + ', '.join(f'{n}:{SEG}' for n in names) + '.' in text

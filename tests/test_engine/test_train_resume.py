@@ -14,7 +14,7 @@ from mmengine.runner import Runner
 from mmrefseg.models.backbones import tiny_internvl_config
 
 CONFIG = osp.join(osp.dirname(__file__), '..', '..', 'configs', 'mllmseg',
-                  'mllmseg_tiny_synth.py')
+                  'mllmseg_hybrid_tiny_synth.py')
 
 
 def _cfg(root: str, work_dir: str, max_iters: int) -> Config:
@@ -27,7 +27,6 @@ def _cfg(root: str, work_dir: str, max_iters: int) -> Config:
     cfg.model.decode_head.update(embed_dims=16, num_heads=2, ffn_channels=16)
     for pipe in (cfg.train_pipeline, cfg.test_pipeline):
         pipe[2]['image_size'] = 56
-        pipe[3]['num_image_tokens'] = 4
     for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         loader = cfg[name]
         loader.update(batch_size=2, num_workers=0, persistent_workers=False)

@@ -5,3 +5,4 @@ backbone_arch = dict(
     text_config=dict(
         hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
         num_attention_heads=14, num_key_value_heads=2))
+backbone = dict(pretrained=checkpoint, config=backbone_arch)

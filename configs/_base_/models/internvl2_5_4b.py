@@ -12,3 +12,6 @@ backbone_arch = dict(
     image_token_id=151667, image_seq_length=256, downsample_ratio=0.5,
     projector_hidden_act='gelu', vision_feature_layer=-1,
     vision_feature_select_strategy='default', tie_word_embeddings=True)
+# Qwen2.5 has no BOS.
+backbone = dict(pretrained=checkpoint, config=backbone_arch,
+                processor=dict(bos=False))

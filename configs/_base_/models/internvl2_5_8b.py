@@ -19,3 +19,9 @@ backbone_arch = dict(
     image_token_id=92546, image_seq_length=256, downsample_ratio=0.5,
     projector_hidden_act='gelu', vision_feature_layer=-1,
     vision_feature_select_strategy='default', tie_word_embeddings=False)
+# The backbone entry a size config passes to its recipe:
+#   model = dict(backbone={{_base_.backbone}})
+# The tokenizer is the checkpoint's; InternLM2 (as Llama) starts with <s>.
+backbone = dict(
+    type='InternVLBackbone', pretrained=checkpoint, config=backbone_arch,
+    processor=dict(bos=True))

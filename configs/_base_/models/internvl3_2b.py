@@ -5,3 +5,4 @@ backbone_arch = dict(
     text_config=dict(
         hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
         num_attention_heads=12, num_key_value_heads=2))
+backbone = dict(pretrained=checkpoint, config=backbone_arch)

@@ -6,14 +6,15 @@
 # per sample. Evaluates RefCOCO val by default; pick the split with e.g.
 #   --cfg-options test_dataloader.dataset.dataset_name=refcoco+ \
 #                 test_dataloader.dataset.split=testA
-# A size config adds the backbone (pretrained, config, tokenizer) and the
-# pipelines, which carry the tokenizer.
+# A size config only names its model base and passes its backbone entry
+# (pretrained, config, bos):  model = dict(backbone={{_base_.backbone}}).
+# The conversation (tokenizer, chat template, prompt) belongs to the
+# backbone's processor; the pipelines below carry no tokenizer.
 _base_ = [
     '../../_base_/default_runtime.py', '../../_base_/datasets/refcoco_res.py',
     '../../_base_/schedules/adamw_cosine_50k.py'
 ]
 image_size = 448
-num_image_tokens = 256
 special_tokens = ['[SEG]', '[REJ]']
 # InternVL2.5's default system prompt (internvl2_5 template).
 system_message = ('你是书生·万象，英文名是InternVL，是由上海人工智能实验室、清华大学及多家合作单位'
@@ -26,6 +27,7 @@ model = dict(
     backbone=dict(
         type='InternVLBackbone',
         extra_special_tokens=special_tokens,
+        processor=dict(prompt_style='mllmseg', system_message=system_message),
         freeze_vit=True, freeze_projector=True, freeze_llm=True,
         train_new_token_rows=True,
         llm_lora=dict(r=64, lora_alpha=128, lora_dropout=0.05),
@@ -42,6 +44,12 @@ model = dict(
     lm_loss_weight=1.0,
     test_cfg=dict(mode='teacher_forced', use_rej=False))
 
+train_pipeline = [
+    dict(type='LoadRefImage'), dict(type='LoadRefMasks'),
+    dict(type='InternVLImageTransform', image_size=image_size, mode='squash'),
+    dict(type='PackRefSegInputs')
+]
+test_pipeline = train_pipeline
 data_root = {{_base_.data_root}}
 coco = {{_base_.coco_prefix}}
 # One dataset drawn uniformly per sample (as MLLMSeg does), up to 5
@@ -65,14 +73,14 @@ train_dataloader = dict(
     sampler=dict(type='InfiniteSampler', shuffle=True),
     collate_fn=dict(type='pseudo_collate'),
     dataset=dict(type='MixedReferDataset', datasets=refer_train_sets,
-                 sampling='uniform', pipeline=[]))
+                 sampling='uniform', pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=1, num_workers=2, persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=False),
     collate_fn=dict(type='pseudo_collate'),
     dataset=dict(type='RefCOCODataset', data_root=data_root,
                  dataset_name='refcoco', split_by='unc', split='val',
-                 data_prefix=coco, test_mode=True, pipeline=[]))
+                 data_prefix=coco, test_mode=True, pipeline=test_pipeline))
 test_dataloader = val_dataloader
 val_evaluator = dict(type='RefSegMetric')
 test_evaluator = val_evaluator

@@ -14,32 +14,13 @@
 # Evaluation only: the LoRA is merged into the released weights.
 _base_ = ['../internvl8b_grefcoco.py']
 checkpoint = 'checkpoints/MLLMSeg_InternVL2_5_8B_GRES-mmrefseg/hf'
-tokenizer = checkpoint
 load_from = None
 model = dict(
     backbone=dict(
-        pretrained=checkpoint, tokenizer=tokenizer,
+        pretrained=checkpoint,  # its tokenizer too
         # The converter's overrides (see mllmseg_internvl2_5_8b_res.py).
         seg_state_offset=-1, image_state_offset=-1,
         init_new_token_rows=False,
         config=dict(text_config=dict(vocab_size=92555)),
         llm_lora=None, train_new_token_rows=False,
         gradient_checkpointing=False))
-conversation = dict(
-    type='BuildConversation', tokenizer=tokenizer,
-    num_image_tokens={{_base_.num_image_tokens}}, prompt_style='mllmseg',
-    extra_special_tokens={{_base_.special_tokens}},
-    system_message={{_base_.system_message}}, bos=True)
-train_pipeline = [
-    dict(type='LoadRefImage'), dict(type='LoadRefMasks'),
-    dict(type='InternVLImageTransform', image_size=448, mode='squash'),
-    conversation, dict(type='PackRefSegInputs')
-]
-test_pipeline = [
-    dict(type='LoadRefImage'), dict(type='LoadRefMasks'),
-    dict(type='InternVLImageTransform', image_size=448, mode='squash'),
-    dict(conversation, test_mode=True), dict(type='PackRefSegInputs')
-]
-train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
-test_dataloader = val_dataloader

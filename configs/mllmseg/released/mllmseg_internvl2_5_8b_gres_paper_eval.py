@@ -8,24 +8,12 @@
 #       configs/mllmseg/released/mllmseg_internvl2_5_8b_gres_paper_eval.py \
 #       checkpoints/MLLMSeg_InternVL2_5_8B_GRES-mmrefseg/mmrefseg.pth
 _base_ = ['./mllmseg_internvl2_5_8b_gres.py']
-paper_eval_conversation = dict(
-    type='BuildConversation', tokenizer={{_base_.tokenizer}},
-    num_image_tokens={{_base_.num_image_tokens}},
-    prompt_style='mllmseg_paper_eval',
-    extra_special_tokens={{_base_.special_tokens}},
-    system_message={{_base_.system_message}},
-    bos=True, test_mode=True, reject_no_target=True)
-test_pipeline = [
-    dict(type='LoadRefImage'), dict(type='LoadRefMasks'),
-    dict(type='InternVLImageTransform', image_size=448, mode='squash'),
-    paper_eval_conversation, dict(type='PackRefSegInputs')
-]
 model = dict(
+    backbone=dict(processor=dict(test_prompt_style='mllmseg_paper_eval',
+                                 test_reject_no_target=True)),
     test_cfg=dict(use_rej=True, rej_decision='argmax_teacher_forced',
                   keep_rejected_masks=True, resize='probs'))
-val_dataloader = dict(
-    batch_size=1,
-    dataset=dict(test_grouping='image', pipeline=test_pipeline))
+val_dataloader = dict(batch_size=1, dataset=dict(test_grouping='image'))
 test_dataloader = val_dataloader
 val_evaluator = dict(
     type='RefSegMetric', gres=True, gres_rule='mllmseg', giou_mode='image',

@@ -16,10 +16,9 @@
 # Evaluation only: the LoRA is merged into the released weights.
 _base_ = ['../internvl8b_refcoco.py']
 checkpoint = 'checkpoints/MLLMSeg_InternVL2_5_8B_RES-mmrefseg/hf'
-tokenizer = checkpoint
 model = dict(
     backbone=dict(
-        pretrained=checkpoint, tokenizer=tokenizer,
+        pretrained=checkpoint,  # its tokenizer too
         # The converter's overrides (its cfg_options.txt): the LISA [SEG]
         # query, MLLMSeg's -1 shift of the LLM image states, and the trained
         # [SEG]/[REJ] rows kept as they are.
@@ -30,23 +29,3 @@ model = dict(
         config=dict(text_config=dict(vocab_size=92555)),
         llm_lora=None, train_new_token_rows=False,
         gradient_checkpointing=False))
-# Restated: the pipelines carry the tokenizer, which must be the converted
-# one (it holds the released [SEG]/[REJ] ids).
-conversation = dict(
-    type='BuildConversation', tokenizer=tokenizer,
-    num_image_tokens={{_base_.num_image_tokens}}, prompt_style='mllmseg',
-    extra_special_tokens={{_base_.special_tokens}},
-    system_message={{_base_.system_message}}, bos=True)
-train_pipeline = [
-    dict(type='LoadRefImage'), dict(type='LoadRefMasks'),
-    dict(type='InternVLImageTransform', image_size=448, mode='squash'),
-    conversation, dict(type='PackRefSegInputs')
-]
-test_pipeline = [
-    dict(type='LoadRefImage'), dict(type='LoadRefMasks'),
-    dict(type='InternVLImageTransform', image_size=448, mode='squash'),
-    dict(conversation, test_mode=True), dict(type='PackRefSegInputs')
-]
-train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
-test_dataloader = val_dataloader

@@ -1,4 +1,4 @@
-# SELF1E recipe shared by every InternVL3 size (spec self1e.md §3):
+# SELF1E recipe shared by every InternVL3 size (the original's settings):
 # LoRA r128/alpha256/dropout 0.05 on the LLM and the ViT, projector (mlp1) and
 # the three new MLPs fully trained; AdamW 1e-4, betas (0.9, 0.95), no weight
 # decay, grad clip 1.0; linear warmup over 100 steps then linear decay to 0;
@@ -18,13 +18,14 @@
 # "base" 1-epoch run. Evaluates RefCOCO val by default; pick the split with
 #   --cfg-options test_dataloader.dataset.dataset_name=refcoco+ \
 #                 test_dataloader.dataset.split=testA
-# A size config adds the backbone (pretrained, config, tokenizer) and the
-# pipelines, which carry the tokenizer.
+# A size config only names its model base and passes its backbone entry:
+#   model = dict(backbone={{_base_.backbone}}).
+# The conversation (tokenizer, chat template, prompt) belongs to the
+# backbone's processor; the pipelines below carry no tokenizer.
 _base_ = [
     '../../_base_/default_runtime.py', '../../_base_/datasets/refcoco_res.py'
 ]
 image_size = 448
-num_image_tokens = 256
 # [SEG] then the unused [SEGT]: the released vocabulary is base + 2 rows.
 special_tokens = ['[SEG]', '[SEGT]']
 # The internvl2_5 template's system text, verbatim (sic).
@@ -38,6 +39,7 @@ model = dict(
     backbone=dict(
         type='InternVLBackbone',
         extra_special_tokens=special_tokens,
+        processor=dict(prompt_style='self1e', system_message=system_message),
         freeze_vit=True, freeze_projector=False, freeze_llm=True,
         # The original trains the whole embedding and LM head; here only the
         # rows of the added tokens (a deliberate deviation: 2 x 151k-row
@@ -55,6 +57,12 @@ model = dict(
     lm_loss_weight=1.0,
     test_cfg=dict(mode='teacher_forced'))
 
+train_pipeline = [
+    dict(type='LoadRefImage'), dict(type='LoadRefMasks'),
+    dict(type='InternVLImageTransform', image_size=image_size, mode='squash'),
+    dict(type='PackRefSegInputs')
+]
+test_pipeline = train_pipeline
 data_root = {{_base_.data_root}}
 coco = {{_base_.coco_prefix}}
 refer_train_sets = [
@@ -76,14 +84,14 @@ train_dataloader = dict(
     sampler=dict(type='InfiniteSampler', shuffle=True),
     collate_fn=dict(type='pseudo_collate'),
     dataset=dict(type='MixedReferDataset', datasets=refer_train_sets,
-                 sampling='concat', pipeline=[]))
+                 sampling='concat', pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=8, num_workers=2, persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=False),
     collate_fn=dict(type='pseudo_collate'),
     dataset=dict(type='RefCOCODataset', data_root=data_root,
                  dataset_name='refcoco', split_by='unc', split='val',
-                 data_prefix=coco, test_mode=True, pipeline=[]))
+                 data_prefix=coco, test_mode=True, pipeline=test_pipeline))
 test_dataloader = val_dataloader
 val_evaluator = dict(type='RefSegMetric')
 test_evaluator = val_evaluator

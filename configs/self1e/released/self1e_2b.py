@@ -7,31 +7,12 @@
 #       checkpoints/SELF1E-2B-mmrefseg/mmrefseg.pth
 _base_ = ['../internvl3_2b_refcoco.py']
 checkpoint = 'checkpoints/SELF1E-2B-mmrefseg/hf'
-tokenizer = checkpoint
 model = dict(
     backbone=dict(
-        pretrained=checkpoint, tokenizer=tokenizer,
+        pretrained=checkpoint,  # its tokenizer too
         # The converter's overrides (see self1e_8b.py).
         seg_state_offset=-1, image_state_offset=0,
         init_new_token_rows=False,
         config=dict(text_config=dict(vocab_size=151676)),
         llm_lora=None, vit_lora=None, freeze_projector=True,
         train_new_token_rows=False, gradient_checkpointing=False))
-conversation = dict(
-    type='BuildConversation', tokenizer=tokenizer,
-    num_image_tokens={{_base_.num_image_tokens}}, prompt_style='self1e',
-    extra_special_tokens={{_base_.special_tokens}},
-    system_message={{_base_.system_message}}, bos=False)
-train_pipeline = [
-    dict(type='LoadRefImage'), dict(type='LoadRefMasks'),
-    dict(type='InternVLImageTransform', image_size=448, mode='squash'),
-    conversation, dict(type='PackRefSegInputs')
-]
-test_pipeline = [
-    dict(type='LoadRefImage'), dict(type='LoadRefMasks'),
-    dict(type='InternVLImageTransform', image_size=448, mode='squash'),
-    dict(conversation, test_mode=True), dict(type='PackRefSegInputs')
-]
-train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
-test_dataloader = val_dataloader

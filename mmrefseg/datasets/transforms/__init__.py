@@ -1,11 +1,12 @@
 # Copyright (c) mmrefseg contributors.
-from .conversation import BuildConversation, InternVLChatFormat
 from .formatting import PackRefSegInputs
 from .internvl_image import InternVLImageTransform
 from .loading import LoadRefImage, LoadRefMasks
 from .text4seg_answer import Text4SegAnswer
+from .text_only import build_text_only_batch, text_only_sample
 
 __all__ = [
-    'BuildConversation', 'InternVLChatFormat', 'PackRefSegInputs',
-    'InternVLImageTransform', 'LoadRefImage', 'LoadRefMasks', 'Text4SegAnswer'
+    'PackRefSegInputs', 'InternVLImageTransform', 'LoadRefImage',
+    'LoadRefMasks', 'Text4SegAnswer', 'build_text_only_batch',
+    'text_only_sample'
 ]

@@ -80,8 +80,8 @@ class Text4SegAnswer(BaseTransform):
     consistent. In test mode a sample must hold exactly one expression (the
     REFER datasets yield one per sample there).
 
-    Follow with ``BuildConversation(prompt_style='answer')``, which tokenises
-    ``question`` and ``answer``.
+    The model's ``InternVLProcessor`` (``prompt_style='answer'``) tokenises
+    ``question`` and ``answer`` as they are.
 
     Required keys: ``texts`` (K), ``gt_masks`` (K, H, W; without it, e.g.
     at inference, the answer is only the sentence before ``<seg>``).

@@ -47,11 +47,23 @@ def _flags(value: Any, num: int, name: str) -> Optional[np.ndarray]:
     return flags
 
 
+def _field(sample: dict, name: str, sem_seg_name: str) -> Any:
+    """A typed [K, H, W] field of a ``RefSegDataSample``, or the K channels
+    of a plain ``SegDataSample``'s ``PixelData`` as a fallback."""
+    if sample.get(name) is not None:
+        return sample[name]
+    if sample.get(sem_seg_name) is not None:
+        return sample[sem_seg_name]['data']
+    raise KeyError(f'The sample of {sample.get("img_path")} has no {name} '
+                   f'(nor {sem_seg_name}); the metric needs ground truth '
+                   'and predictions.')
+
+
 @METRICS.register_module()
 class RefSegMetric(BaseMetric):
     """Referring expression segmentation metric (RES, GRES, REC from masks).
 
-    One *expression* (one channel of ``pred_sem_seg`` / ``gt_sem_seg``) is the
+    One *expression* (one channel of ``pred_masks`` / ``gt_masks``) is the
     unit of evaluation. For expression ``i`` with binary prediction ``P_i``
     and ground truth ``G_i`` at the original resolution (pixels whose GT
     equals ``ignore_index`` are dropped from both), ``I_i = |P_i & G_i|`` and
@@ -84,7 +96,7 @@ class RefSegMetric(BaseMetric):
       MLLMSeg stores them.
 
     **GRES** (reported when ``gres=True``, or with ``gres=None`` when any
-    expression has no target). ``gt_nt`` is the ``no_target`` flag (default:
+    expression has no target). ``gt_nt`` is the ``gt_no_target`` flag (default:
     ``G_i`` empty) and ``pred_nt`` the model's ``pred_no_target`` decision
     (default: ``P_i`` empty). Following ReLA's naming the positive class is
     "no target":
@@ -250,8 +262,13 @@ class RefSegMetric(BaseMetric):
 
         Args:
             data_batch (Any): Unused.
-            data_samples (Sequence[dict]): ``SegDataSample.to_dict()``
-                outputs (a :class:`SegDataSample` is accepted too).
+            data_samples (Sequence[dict]): ``RefSegDataSample.to_dict()``
+                outputs (a data sample is accepted too). Read:
+                ``pred_masks``, ``gt_masks`` [K, H, W] (a plain
+                ``SegDataSample``'s ``pred_sem_seg``/``gt_sem_seg`` [K, H,
+                W] as a fallback), ``gt_no_target``, ``pred_no_target``,
+                ``gt_bboxes`` [K, 4], ``parse_status``, ``img_id`` /
+                ``img_path``.
         """
         for sample in data_samples:
             if isinstance(sample, BaseDataElement):
@@ -264,11 +281,11 @@ class RefSegMetric(BaseMetric):
 
     def _sample_state(self, sample: dict) -> State:
         """Reduce one sample (one image, K expressions) to a state."""
-        pred = as_mask(sample['pred_sem_seg']['data'])
-        gt = as_mask(sample['gt_sem_seg']['data'])
+        pred = as_mask(_field(sample, 'pred_masks', 'pred_sem_seg'))
+        gt = as_mask(_field(sample, 'gt_masks', 'gt_sem_seg'))
         if pred.shape != gt.shape:
-            raise ValueError(f'pred_sem_seg {tuple(pred.shape)} and '
-                             f'gt_sem_seg {tuple(gt.shape)} differ; the '
+            raise ValueError(f'pred_masks {tuple(pred.shape)} and '
+                             f'gt_masks {tuple(gt.shape)} differ; the '
                              'prediction must be at the original size')
         gt = gt.to(pred.device)
         pred = pred.bool()
@@ -284,7 +301,8 @@ class RefSegMetric(BaseMetric):
         pred_area = pred.flatten(1).sum(1).cpu().numpy()
         gt_area = gt.flatten(1).sum(1).cpu().numpy()
 
-        gt_nt = _flags(sample.get('no_target'), num, 'no_target')
+        gt_nt = sample.get('gt_no_target', sample.get('no_target'))
+        gt_nt = _flags(gt_nt, num, 'gt_no_target')
         if gt_nt is None:
             gt_nt = gt_area == 0
         pred_nt = _flags(sample.get('pred_no_target'), num, 'pred_no_target')

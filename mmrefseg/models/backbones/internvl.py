@@ -13,11 +13,15 @@ from transformers import InternVLConfig, InternVLForConditionalGeneration
 from mmrefseg.registry import MODELS
 from mmrefseg.utils.tokenizer import (IMG_CONTEXT_TOKEN, REJ_TOKEN, SEG_TOKEN,
                                       TokenizerCfg, build_tokenizer, token_id)
+from ..processors import InternVLProcessor
+from ..utils.dual_perception_mask import dual_perception_mask_for
 from ..utils.new_token_rows import NewTokenEmbedding, NewTokenLMHead
 from ..utils.position_table import sincos_2d_position_table
 from .mllm_outputs import MLLMOutputs
 
 IGNORE_INDEX = -100
+#: LLM attention policies a head may declare (``BaseRefHead.llm_attention``).
+LLM_ATTENTION = ('causal', 'dual_perception')
 
 # LoRA targets per text-model family (HF-native module names).
 LLM_LORA_TARGETS = {
@@ -34,13 +38,18 @@ VIT_LORA_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'projection_layer', 'fc1',
 
 @MODELS.register_module()
 class InternVLBackbone(BaseModule):
-    """HF-native ``InternVLForConditionalGeneration`` plus its tokenizer side.
+    """HF-native ``InternVLForConditionalGeneration`` plus its text side.
 
     Built from a local HF checkpoint directory (``pretrained``) or, with random
     weights, from ``config`` (a dict of ``InternVLConfig`` fields whose
     ``text_config`` names its ``model_type``: qwen2, qwen3 or llama). One
     forward returns an :class:`MLLMOutputs` with the ViT features of the
     requested layers, the LLM states at the image tokens and at ``[SEG]``.
+
+    The backbone owns the conversation: its :attr:`processor`
+    (:class:`InternVLProcessor`) holds the tokenizer, the chat template,
+    the image tokens per tile and the prompt style, and writes every
+    sample's prompt (``RefSegDataPreProcessor`` calls it).
 
     Args:
         pretrained: local directory with ``config.json`` + safetensors shards.
@@ -49,6 +58,10 @@ class InternVLBackbone(BaseModule):
         tokenizer: tokenizer config (see :func:`build_tokenizer`); defaults to
             ``pretrained``.
         extra_special_tokens: tokens added to the tokenizer (and embeddings).
+        processor: :class:`InternVLProcessor` options besides the tokenizer
+            and image tokens: ``prompt_style``, ``test_prompt_style``,
+            ``system_message``, ``bos``, ``question_first``,
+            ``test_reject_no_target``, ``max_length``.
         vit_layers: ViT layers to expose, indices into HF ``hidden_states``
             (0 = patch embeddings, -1 = last layer).
         seg_state_offset: take the ``[SEG]`` query from position p + offset;
@@ -85,6 +98,7 @@ class InternVLBackbone(BaseModule):
                  config: Optional[dict] = None,
                  tokenizer: Optional[TokenizerCfg] = None,
                  extra_special_tokens: Sequence[str] = (SEG_TOKEN, REJ_TOKEN),
+                 processor: Optional[dict] = None,
                  vit_layers: Sequence[int] = (-1, ),
                  seg_state_offset: int = -1,
                  image_state_offset: int = -1,
@@ -134,6 +148,9 @@ class InternVLBackbone(BaseModule):
             raise ValueError(
                 f'The tokenizer maps {IMG_CONTEXT_TOKEN} to {ctx} but the '
                 f'model config says image_token_id={self.image_token_id}.')
+        self.processor = InternVLProcessor(self.tokenizer,
+                                           self.num_image_tokens,
+                                           **dict(processor or {}))
         new_ids = self._add_token_rows(extra_special_tokens)
         self._init_vit_pos_embed()
         self._configure_training(new_ids, freeze_vit, freeze_projector,
@@ -359,6 +376,8 @@ class InternVLBackbone(BaseModule):
                 labels: Optional[torch.Tensor] = None,
                 num_tiles: Optional[Sequence[int]] = None,
                 llm_attention_mask: Optional[torch.Tensor] = None,
+                llm_attention: str = 'causal',
+                uncompressed_vision: bool = False,
                 **kwargs) -> MLLMOutputs:
         """One pass through ViT, projector and LLM.
 
@@ -372,7 +391,14 @@ class InternVLBackbone(BaseModule):
                 (default one each). The last tile is the global view.
             llm_attention_mask (Tensor, optional): a custom [B, 1, L, L]
                 boolean mask (True = may attend) for the LLM, replacing the
-                causal one (SELF1E's dual-perception mask).
+                one ``llm_attention`` names.
+            llm_attention (str): the LLM's attention policy, 'causal'
+                (default) or 'dual_perception' (SELF1E's mask, see
+                :func:`dual_perception_mask`), as the head declares it.
+            uncompressed_vision (bool): also compute
+                :attr:`MLLMOutputs.uncompressed_embeds`, the projector
+                applied to every ViT token replicated to a 2x2 block
+                (SELF1E's uncompressed branch).
 
         Returns:
             MLLMOutputs: see :class:`MLLMOutputs`.
@@ -391,6 +417,9 @@ class InternVLBackbone(BaseModule):
         embeds = self.hf.get_input_embeddings()(input_ids)
         embeds = embeds.masked_scatter(is_img.unsqueeze(-1),
                                        image_embeds.to(embeds.dtype))
+        if llm_attention_mask is None:
+            llm_attention_mask = self.llm_attention_mask(
+                llm_attention, input_ids, attention_mask)
         mask = llm_attention_mask if llm_attention_mask is not None \
             else attention_mask
         hidden = self.hf.model.language_model(
@@ -439,7 +468,53 @@ class InternVLBackbone(BaseModule):
             vit_grid=tuple(next(iter(vit_features.values())).shape[-2:])
             if vit_features else (0, 0),
             llm_grid=(side_l, side_l),
-            lm_loss=lm_loss)
+            lm_loss=lm_loss,
+            uncompressed_embeds=self._uncompressed(vit_features)
+            if uncompressed_vision else None)
+
+    def llm_attention_mask(self, policy: str, input_ids: torch.Tensor,
+                           attention_mask: Optional[torch.Tensor]
+                           ) -> Optional[torch.Tensor]:
+        """The LLM attention mask of a policy, in the form the LLM's
+        attention implementation takes.
+
+        Args:
+            policy (str): 'causal' (None: the LLM's own causal mask from
+                ``attention_mask``) or 'dual_perception'.
+            input_ids (Tensor): [B, L].
+            attention_mask (Tensor, optional): [B, L] 1 = real token.
+
+        Returns:
+            Tensor | None: [B, 1, L, L] mask, or None for 'causal'.
+        """
+        if policy not in LLM_ATTENTION:
+            raise ValueError(f'llm_attention must be one of {LLM_ATTENTION}'
+                             f', got {policy!r}')
+        if policy == 'causal':
+            return None
+        return dual_perception_mask_for(
+            dict(input_ids=input_ids, attention_mask=attention_mask), self)
+
+    def _uncompressed(self, vit_features: Dict[int, torch.Tensor]
+                      ) -> torch.Tensor:
+        """Self-replicated ViT tokens through the projector.
+
+        Each pre-shuffle token v becomes [v, v, v, v], as if it were a 2x2
+        block of identical patches, so the projector trained on 2x2-packed
+        inputs maps it at the full ViT resolution.
+
+        Returns:
+            Tensor: [N, h_v, w_v, C_llm] in the projector's dtype.
+        """
+        layer = self.hf.config.vision_feature_layer
+        if layer not in vit_features:
+            raise KeyError(
+                'The uncompressed branch needs the ViT layer the projector '
+                f'reads ({layer}); add it to the backbone vit_layers (got '
+                f'{sorted(vit_features)}).')
+        factor = int(round(1 / self.downsample_ratio))**2
+        vit = vit_features[layer]  # [N, C_vit, h_v, w_v]
+        return self.project(vit.permute(0, 2, 3, 1).repeat(1, 1, 1, factor))
 
     def _lm_loss(self, hidden: torch.Tensor,
                  labels: torch.Tensor) -> torch.Tensor:

@@ -1,6 +1,6 @@
 # Copyright (c) mmrefseg contributors.
 """The contract between :class:`InternVLBackbone` and the heads."""
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 
 import torch
@@ -36,6 +36,10 @@ class MLLMOutputs:
         lm_loss: next-token cross entropy over the answer tokens, or None.
         last_hidden_state: [B, L, C_llm] LLM output (post final norm).
         vit_grid: (h_v, w_v); llm_grid: (h_l, w_l).
+        uncompressed_embeds: the projector applied to every ViT token
+            replicated to a 2x2 block [N, h_v, w_v, C_llm] (SELF1E's
+            uncompressed branch), when a head declares
+            ``needs_uncompressed_vision``; else None.
     """
 
     vit_features: Dict[int, torch.Tensor]
@@ -52,4 +56,4 @@ class MLLMOutputs:
     vit_grid: Tuple[int, int]
     llm_grid: Tuple[int, int]
     lm_loss: Optional[torch.Tensor] = None
-    extras: Dict[str, torch.Tensor] = field(default_factory=dict)
+    uncompressed_embeds: Optional[torch.Tensor] = None

@@ -1,9 +1,11 @@
 # Copyright (c) mmrefseg contributors.
+from .base_ref_head import AnswerPrediction, BaseRefHead
 from .light_mask_decoder import LightMaskDecoderHead
 from .llm_state_aux_head import LLMStateAuxHead
 from .self1e_head import Self1EHead
 from .text4seg_head import Text4SegHead
 
 __all__ = [
-    'LightMaskDecoderHead', 'LLMStateAuxHead', 'Self1EHead', 'Text4SegHead'
+    'AnswerPrediction', 'BaseRefHead', 'LightMaskDecoderHead',
+    'LLMStateAuxHead', 'Self1EHead', 'Text4SegHead'
 ]

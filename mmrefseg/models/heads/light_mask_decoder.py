@@ -1,24 +1,25 @@
 # Copyright (c) mmrefseg contributors.
 """The light mask decoder of MLLMSeg: conditions DSFF features on [SEG]."""
 import math
-from typing import Dict, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Union
 
+import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmengine.model import BaseModule
 from torch import Tensor
 
 from mmrefseg.registry import MODELS
 from ..losses.mask_focal_loss import MaskFocalLoss  # noqa: F401 (registers)
+from ..backbones.mllm_outputs import MLLMOutputs
 from ..necks.dsff import TransformerDecoderBlock
-from ..utils.dual_perception_mask import dual_perception_mask_for
 from ..utils.resized_mask_losses import resized_mask_losses
+from .base_ref_head import BaseRefHead
 
 ConfigType = Union[dict, Sequence[dict]]
 
 
 @MODELS.register_module()
-class LightMaskDecoderHead(BaseModule):
+class LightMaskDecoderHead(BaseRefHead):
     """MLLMSeg's light mask decoder, one mask per ``[SEG]`` query.
 
     Per query q with image i = ``seg_to_image[q]``: the fused DSFF tokens of
@@ -31,6 +32,10 @@ class LightMaskDecoderHead(BaseModule):
     the q/k projections of ``ca_layer_vl.decoder.layers.0.multihead_attn``
     never receive gradients and the text acts as an additive per-channel
     bias before ``norm2``. They are kept for checkpoint compatibility.
+
+    As a :class:`BaseRefHead` it takes the segmentor's neck features
+    (``mask_source='features'``); :meth:`forward` and :meth:`loss_by_feat`
+    also work on their own (e.g. in a plain MMSeg model).
 
     Args:
         llm_channels (int): LLM hidden size of the ``[SEG]`` states.
@@ -48,8 +53,6 @@ class LightMaskDecoderHead(BaseModule):
         legacy_double_sigmoid (bool): Set ``legacy_double_sigmoid`` on every
             loss that has it, reproducing the released objective (see
             :class:`MaskFocalLoss`). Default: False.
-        threshold (float): Probability threshold used by the segmentor to
-            binarise ``sigmoid(logits)``. Default: 0.5.
         mask_prior_prob (float, optional): initialise ``conv2.bias`` so
             that every pixel starts at this foreground probability (e.g.
             0.05). None keeps the released init. Training from scratch
@@ -59,8 +62,8 @@ class LightMaskDecoderHead(BaseModule):
         dual_perception (bool): Ask the segmentor to run the LLM with
             SELF1E's dual-perception mask (image tokens attend to each
             other in both directions and to ``[SEG]``) instead of the causal
-            one. Not MLLMSeg's released model (False); with
-            ``BuildConversation(question_first=True)`` it lets every image
+            one. Not MLLMSeg's released model (False); with the processor's
+            ``question_first=True`` it lets every image
             state compare the whole image against the expression, which the
             tiny from-scratch config needs.
         init_cfg (dict, optional): MMEngine init config; when given it
@@ -93,14 +96,12 @@ class LightMaskDecoderHead(BaseModule):
                  patch_size: int = 14,
                  loss_mask: Optional[ConfigType] = None,
                  legacy_double_sigmoid: bool = False,
-                 threshold: float = 0.5,
                  mask_prior_prob: Optional[float] = None,
                  dual_perception: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.embed_dims = embed_dims
         self.patch_size = patch_size
-        self.threshold = threshold
         if mask_prior_prob is not None and not 0 < mask_prior_prob < 1:
             raise ValueError('mask_prior_prob must be in (0, 1), got '
                              f'{mask_prior_prob}')
@@ -155,22 +156,36 @@ class LightMaskDecoderHead(BaseModule):
             p = self.mask_prior_prob
             nn.init.constant_(self.conv2.bias, -math.log((1 - p) / p))
 
-    def llm_attention_mask(self, inputs: dict,
-                           backbone: nn.Module) -> Optional[Tensor]:
-        """The LLM attention mask the segmentor passes to the backbone.
+    mask_source = 'features'
 
-        Args:
-            inputs (dict): Batch with ``input_ids`` (B, L) and
-                ``attention_mask`` (B, L).
-            backbone (nn.Module): The ``InternVLBackbone``.
+    @property
+    def llm_attention(self) -> str:
+        """'dual_perception' with ``dual_perception=True``, else 'causal'."""
+        return 'dual_perception' if self.dual_perception else 'causal'
 
-        Returns:
-            Tensor | None: The dual-perception mask, (B, 1, L, L), with
-            ``dual_perception=True``; None (causal) otherwise.
+    def loss_by_outputs(self, out: MLLMOutputs, gt_masks: List[Tensor],
+                        data_samples: Sequence,
+                        feats: Optional[Tensor] = None) -> Dict[str, Tensor]:
+        """:meth:`loss_by_feat` of the ``[SEG]`` queries on ``feats``.
+
+        Returns ``loss_mask`` = 0 (every parameter in the graph, for DDP)
+        when the batch has no ``[SEG]``.
         """
-        if not self.dual_perception:
-            return None
-        return dual_perception_mask_for(inputs, backbone)
+        if len(gt_masks) == 0:
+            return dict(loss_mask=sum(p.sum() * 0.
+                                      for p in self.parameters()))
+        logits = self(feats, out.seg_states.to(self.text_down.weight.dtype),
+                      out.seg_to_sample)
+        return self.loss_by_feat(logits, gt_masks)
+
+    def predict_by_outputs(self, out: MLLMOutputs, data_samples: Sequence,
+                           feats: Optional[Tensor] = None) -> List[Tensor]:
+        """Logits of each conversation's queries, [K_b, 1, h*p, w*p]."""
+        logits = self(feats, out.seg_states.to(self.text_down.weight.dtype),
+                      out.seg_to_sample)
+        counts = torch.bincount(out.seg_to_sample,
+                                minlength=len(data_samples)).tolist()
+        return list(logits.split(counts))
 
     def forward(self, fused: Tensor, seg_embeds: Tensor,
                 seg_to_image: Tensor) -> Tensor:

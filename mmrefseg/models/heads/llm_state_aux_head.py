@@ -32,7 +32,7 @@ class LLMStateAuxHead(BaseModule):
     With ``query='learned'`` a learned vector replaces ``s_q``: a per-cell
     linear classifier for heads without a ``[SEG]`` state (Text4Seg), valid
     when each conversation has one expression and the image states can read
-    it (``BuildConversation(question_first=True)``).
+    it (the processor's ``question_first=True``).
 
     The readout is linear on purpose: it can only score a cell if the
     LLM state of that cell already says whether it belongs to the referred

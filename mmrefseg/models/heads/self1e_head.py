@@ -1,29 +1,24 @@
 # Copyright (c) mmrefseg contributors.
 """SELF1E: one ``[SEG]`` token, no mask decoder, refilled LLM features."""
-import logging
 import math
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmengine.logging import print_log
-from mmengine.model import BaseModule
-from mmengine.structures import PixelData
-from mmseg.structures import SegDataSample
 from torch import Tensor
 
 from mmrefseg.registry import MODELS
 from ..backbones.mllm_outputs import MLLMOutputs
-from ..utils.dual_perception_mask import dual_perception_mask_for
 from ..utils.pixel_unshuffle import internvl_pixel_unshuffle
+from .base_ref_head import BaseRefHead
 
 # (first tile, rows, cols) of a conversation's tile grid.
 TileLayout = Tuple[int, int, int]
 
 
 @MODELS.register_module()
-class Self1EHead(BaseModule):
+class Self1EHead(BaseRefHead):
     """SELF1E's residual feature refilling/amplification and dot-product mask.
 
     Per conversation with a tile grid of R x Cc tiles (n tokens per tile
@@ -36,7 +31,9 @@ class Self1EHead(BaseModule):
     2. RFR: ``res = PU(A - B)`` (32R, 32Cc, C);
     3. the uncompressed branch: every pre-shuffle ViT token is replicated
        four times along channels and sent through the backbone's own
-       projector, giving (32R, 32Cc, C) features that never enter the LLM;
+       projector, giving (32R, 32Cc, C) features that never enter the LLM
+       (the backbone computes them, :attr:`MLLMOutputs.uncompressed_embeds`,
+       because the head declares ``needs_uncompressed_vision``);
     4. RFA: ``U = PU(P_ori(uncompressed))`` (64R, 64Cc, C);
     5. ``F = P_dec(U + up2(res))`` (bilinear up-sampling);
     6. ``s = P_dec(mean of the four C-wide chunks of P_all(h_seg))``;
@@ -46,11 +43,13 @@ class Self1EHead(BaseModule):
     PU is :func:`internvl_pixel_unshuffle`, P_* are two-layer GELU MLPs
     named like the released checkpoint's new modules
     (``combine_decode_proj{,_all,_ori}.{0,2}``), 12C^2 + 12C parameters.
-    The head also provides the dual-perception LLM attention mask through
-    :meth:`llm_attention_mask`, which :class:`RefSegmentor` passes to the
-    backbone. The backbone must read ``h_seg`` at the token before
-    ``[SEG]`` (``seg_state_offset=-1``) and the image states in place
-    (``image_state_offset=0``).
+    The head declares the dual-perception LLM attention
+    (``llm_attention``), which :class:`RefSegmentor` asks the backbone to
+    run. The backbone must read ``h_seg`` at the token before ``[SEG]``
+    (``seg_state_offset=-1``) and the image states in place
+    (``image_state_offset=0``, as the released configs set it). SELF1E
+    has no no-target token: an empty predicted mask is its "no target"
+    (``no_target_rule='empty_mask'``).
 
     Args:
         llm_channels (int): LLM hidden size C.
@@ -122,7 +121,6 @@ class Self1EHead(BaseModule):
         self.gt_short_side = gt_short_side
         self.loss_normalizer = loss_normalizer
         self.dual_perception = dual_perception
-        self._checked_backbone = False
 
     @staticmethod
     def _mlp(c_in: int, c_out: int) -> nn.Sequential:
@@ -135,7 +133,7 @@ class Self1EHead(BaseModule):
 
         This is what the original training script meant to do; its name
         filter never matched, so the released runs used the HF default
-        N(0, 0.02) instead (spec §1.6).
+        N(0, 0.02) instead.
         """
         was_initialized = self.is_init
         super().init_weights()
@@ -146,24 +144,16 @@ class Self1EHead(BaseModule):
                 nn.init.xavier_normal_(module.weight)
                 nn.init.zeros_(module.bias)
 
-    # --------------------------------------------------------------- mask
-    def llm_attention_mask(self, inputs: dict,
-                           backbone: nn.Module) -> Optional[Tensor]:
-        """The dual-perception mask for this batch, in the form the LLM's
-        attention implementation takes.
+    # -------------------------------------------------------- declarations
+    mask_source = 'outputs'
+    needs_uncompressed_vision = True
+    no_target_rule = 'empty_mask'
 
-        Args:
-            inputs (dict): Batch from ``RefSegDataPreProcessor`` with
-                ``input_ids`` (B, L) and ``attention_mask`` (B, L).
-            backbone (nn.Module): The ``InternVLBackbone``.
-
-        Returns:
-            Tensor | None: (B, 1, L, L) bool (SDPA, FlexAttention) or
-            additive float (eager) mask; None with ``dual_perception=False``.
-        """
-        if not self.dual_perception:
-            return None
-        return dual_perception_mask_for(inputs, backbone)
+    @property
+    def llm_attention(self) -> str:
+        """'dual_perception' (SELF1E), or 'causal' with
+        ``dual_perception=False`` (ablation)."""
+        return 'dual_perception' if self.dual_perception else 'causal'
 
     # ------------------------------------------------------------ forward
     def seg_embeddings(self, seg_states: Tensor) -> Tensor:
@@ -182,16 +172,14 @@ class Self1EHead(BaseModule):
     def forward(
             self,
             out: MLLMOutputs,
-            backbone: nn.Module,
             layouts: Sequence[TileLayout],
             with_aux: bool = False
     ) -> Tuple[List[Tensor], Optional[List[Tensor]]]:
         """Mask logits of every ``[SEG]``, grouped by conversation.
 
         Args:
-            out (MLLMOutputs): Backbone outputs of the batch.
-            backbone (nn.Module): The ``InternVLBackbone`` (its projector
-                maps the uncompressed branch).
+            out (MLLMOutputs): Backbone outputs of the batch, with
+                ``uncompressed_embeds``.
             layouts (Sequence[TileLayout]): (first tile, rows, cols) of each
                 conversation; see :meth:`tile_layouts`.
             with_aux (bool): Also compute the auxiliary logits.
@@ -202,7 +190,7 @@ class Self1EHead(BaseModule):
             its ViT grid (R*h_v x Cc*w_v); ``aux``, a list of
             (K_b, 1, H0, W0), or None.
         """
-        self._check_backbone(backbone)
+        self._check_outputs(out)
         dtype = self.combine_decode_proj[0].weight.dtype
         c = self.llm_channels
         # Channels-last tile grids: LLM output / input (n, h1, w1, C).
@@ -213,7 +201,7 @@ class Self1EHead(BaseModule):
             wide_out - self.combine_decode_proj_ori(llm_in), self.FACTOR)
         amplified = internvl_pixel_unshuffle(
             self.combine_decode_proj_ori(
-                self._uncompressed(out, backbone).to(dtype)), self.FACTOR)
+                out.uncompressed_embeds.to(dtype)), self.FACTOR)
         aux_feats = internvl_pixel_unshuffle(wide_out, self.FACTOR) \
             if with_aux else None
 
@@ -266,23 +254,6 @@ class Self1EHead(BaseModule):
                     target[b] = part
         return logits, (aux if with_aux else None)
 
-    def _uncompressed(self, out: MLLMOutputs, backbone: nn.Module) -> Tensor:
-        """Self-replicated ViT tokens through the projector, (n, hv, wv, C).
-
-        Each pre-shuffle token v becomes [v, v, v, v], as if it were a 2x2
-        block of identical patches, so the projector trained on 2x2-packed
-        inputs maps it at the full ViT resolution.
-        """
-        layer = backbone.hf.config.vision_feature_layer
-        if layer not in out.vit_features:
-            raise KeyError(
-                f'Self1EHead needs the ViT layer the projector reads '
-                f'({layer}); add it to the backbone vit_layers (got '
-                f'{sorted(out.vit_features)}).')
-        vit = out.vit_features[layer]  # (n, C_vit, hv, wv)
-        tokens = vit.permute(0, 2, 3, 1).repeat(1, 1, 1, self.FACTOR**2)
-        return backbone.project(tokens)
-
     @staticmethod
     def _assemble(tiles_hwc: Tensor, index: List[int], rows: int,
                   cols: int) -> Tensor:
@@ -307,23 +278,20 @@ class Self1EHead(BaseModule):
         x = x.view(-1, rows, cols, h, w, c).transpose(2, 3)
         return x.reshape(-1, rows * h, cols * w, c)
 
-    def _check_backbone(self, backbone: nn.Module) -> None:
-        if self._checked_backbone:
-            return
-        self._checked_backbone = True
-        if getattr(backbone, 'image_state_offset', 0) != 0:
-            print_log(
-                'Self1EHead expects image_state_offset=0 (image features '
-                'read in place); the backbone shifts them by '
-                f'{backbone.image_state_offset}.',
-                logger='current',
-                level=logging.WARNING)
-        if float(backbone.downsample_ratio) != 1.0 / self.FACTOR:
-            raise ValueError('Self1EHead undoes a pixel shuffle of 0.5; the '
-                             f'backbone uses {backbone.downsample_ratio}.')
+    def _check_outputs(self, out: MLLMOutputs) -> None:
+        if out.uncompressed_embeds is None:
+            raise ValueError(
+                'Self1EHead needs MLLMOutputs.uncompressed_embeds: run the '
+                'backbone with uncompressed_vision=True (RefSegmentor does, '
+                'as the head declares needs_uncompressed_vision).')
+        vit, llm = tuple(out.vit_grid), tuple(out.llm_grid)
+        if vit != (llm[0] * self.FACTOR, llm[1] * self.FACTOR):
+            raise ValueError(
+                'Self1EHead undoes a pixel shuffle of 0.5; the backbone maps '
+                f'a {vit} ViT grid to a {llm} LLM grid.')
 
     @staticmethod
-    def tile_layouts(data_samples: Sequence[SegDataSample],
+    def tile_layouts(data_samples: Sequence,
                      out: MLLMOutputs) -> List[TileLayout]:
         """(first tile, rows, cols) of each conversation.
 
@@ -347,24 +315,6 @@ class Self1EHead(BaseModule):
         return layouts
 
     # --------------------------------------------------------------- loss
-    @staticmethod
-    def _seg_gt_masks(out: MLLMOutputs,
-                      data_samples: Sequence[SegDataSample]) -> List[Tensor]:
-        """GT masks of each conversation's ``[SEG]`` slots, (K_b, H, W)."""
-        owner = out.slot_positions[:, 0]
-        masks = []
-        for b, sample in enumerate(data_samples):
-            slots = torch.nonzero(owner == b).flatten()
-            gt = sample.gt_sem_seg.data
-            if len(slots) != gt.shape[0]:
-                raise ValueError(
-                    f'Sample {sample.metainfo.get("img_path")} has '
-                    f'{gt.shape[0]} expressions but {len(slots)} [SEG] slots '
-                    'in its conversation.')
-            keep = out.slot_is_seg[slots].to(gt.device)
-            masks.append(gt[keep])
-        return masks
-
     def _target_size(self, size: Tuple[int, int]) -> Tuple[int, int]:
         h, w = size
         short = min(h, w)
@@ -373,14 +323,22 @@ class Self1EHead(BaseModule):
         return (h * self.gt_short_side // short,
                 w * self.gt_short_side // short)
 
-    def loss_mllm(self, out: MLLMOutputs,
-                  data_samples: Sequence[SegDataSample],
-                  backbone: nn.Module) -> Dict[str, Tensor]:
+    def loss_by_outputs(self, out: MLLMOutputs, gt_masks: List[Tensor],
+                        data_samples: Sequence,
+                        feats: Optional[Tensor] = None) -> Dict[str, Tensor]:
         """BCE + Dice on the full and auxiliary logits of every ``[SEG]``.
 
         GT masks (soft after the optional short-side resize) and bilinearly
         up-sampled logits meet at the GT's aspect ratio; losses are summed
         over masks and divided by :attr:`loss_normalizer`.
+
+        Args:
+            out (MLLMOutputs): Backbone outputs.
+            gt_masks (list[Tensor]): GT (H, W) of every ``[SEG]`` slot, in
+                slot order (the segmentor matches them).
+            data_samples (Sequence[RefSegDataSample]): The batch (tile
+                grids).
+            feats: Unused.
 
         Returns:
             dict[str, Tensor]: One scalar per loss name, plus the same names
@@ -395,10 +353,15 @@ class Self1EHead(BaseModule):
             return {name: zero for name in names}
         with_aux = bool(self.aux_loss_weight)
         logits, aux = self.forward(out,
-                                   backbone,
                                    self.tile_layouts(data_samples, out),
                                    with_aux=with_aux)
-        gts = self._seg_gt_masks(out, data_samples)
+        # [SEG] slots are ordered by conversation: regroup their GT.
+        counts = torch.bincount(out.seg_to_sample,
+                                minlength=len(data_samples)).tolist()
+        gts, first = [], 0
+        for k in counts:
+            gts.append(torch.stack(gt_masks[first:first + k]) if k else ())
+            first += k
         # Conversations whose logits and GT share sizes are scored in one
         # call (see LightMaskDecoderHead.loss_by_feat).
         groups: Dict[tuple, List[int]] = {}
@@ -440,51 +403,14 @@ class Self1EHead(BaseModule):
         return losses
 
     # ------------------------------------------------------------ predict
-    @torch.no_grad()
-    def predict_mllm(self, inputs: dict, data_samples: Sequence[SegDataSample],
-                     backbone: nn.Module,
-                     test_cfg: dict) -> List[SegDataSample]:
-        """Teacher-forced prediction at each image's original size.
+    def predict_by_outputs(self, out: MLLMOutputs, data_samples: Sequence,
+                           feats: Optional[Tensor] = None) -> List[Tensor]:
+        """Teacher-forced logits of each conversation's ``[SEG]`` slots.
 
-        Sets ``seg_logits`` (sigmoid probabilities, (K, H, W)),
-        ``pred_sem_seg`` (probability > ``test_cfg['threshold']``; 0.5 is
-        the original's logit > 0) and ``pred_no_target``: SELF1E has no
-        no-target token, so an empty mask (or an expression without a
-        ``[SEG]`` slot) is its "no target" answer.
+        Returns:
+            list[Tensor]: per conversation (K_b, 1, 2*H0, 2*W0), see
+            :meth:`forward`; the segmentor resizes them to the image and
+            thresholds (0.5 on the sigmoid is the original's logit > 0).
         """
-        if test_cfg.get('mode', 'teacher_forced') != 'teacher_forced':
-            raise NotImplementedError(
-                "Self1EHead predicts teacher-forced only (mode="
-                "'teacher_forced'); the original never generates.")
-        out = backbone(pixel_values=inputs['pixel_values'],
-                       input_ids=inputs['input_ids'],
-                       attention_mask=inputs.get('attention_mask'),
-                       num_tiles=inputs.get('num_tiles'),
-                       llm_attention_mask=self.llm_attention_mask(
-                           inputs, backbone))
-        logits, _ = self.forward(out, backbone,
-                                 self.tile_layouts(data_samples, out))
-        owner = out.slot_positions[:, 0]
-        for b, sample in enumerate(data_samples):
-            slots = torch.nonzero(owner == b).flatten()
-            is_seg = out.slot_is_seg[slots].tolist()
-            h, w = sample.metainfo.get('ori_shape', logits[b].shape[-2:])[:2]
-            num_expr = len(sample.metainfo.get('texts', [])) or len(slots)
-            probs = logits[b].new_zeros((num_expr, h, w), dtype=torch.float32)
-            seg_rank = 0
-            for k, seg in enumerate(is_seg[:num_expr]):
-                if not seg:
-                    continue
-                probs[k] = F.interpolate(logits[b][seg_rank:seg_rank +
-                                                   1].float(),
-                                         size=(h, w),
-                                         mode='bilinear',
-                                         align_corners=False)[0, 0].sigmoid()
-                seg_rank += 1
-            pred = probs > test_cfg.get('threshold', 0.5)
-            no_target = (~pred.flatten(1).any(1)).tolist()
-            sample.set_data(
-                dict(seg_logits=PixelData(data=probs),
-                     pred_sem_seg=PixelData(data=pred.to(torch.uint8))))
-            sample.set_metainfo(dict(pred_no_target=no_target))
-        return list(data_samples)
+        logits, _ = self.forward(out, self.tile_layouts(data_samples, out))
+        return logits

@@ -7,26 +7,35 @@ import torch
 import torch.nn.functional as F
 from mmengine.structures import PixelData
 from mmseg.models.segmentors.base import BaseSegmentor
-from mmseg.structures import SegDataSample
 from mmseg.utils import add_prefix
 from torch import Tensor
 
 from mmrefseg.registry import MODELS
+from mmrefseg.structures import RefSegDataSample
 from ..backbones.mllm_outputs import MLLMOutputs
+from ..heads.base_ref_head import BaseRefHead
+from .answer_generation import AnswerGenerationMixin
+from .rej_decision import REJ_DECISIONS, RejDecisionMixin
 
-SampleList = List[SegDataSample]
-REJ_DECISIONS = ('seg_vs_rej', 'argmax_teacher_forced')
+SampleList = List[RefSegDataSample]
 
 
 @MODELS.register_module()
-class RefSegmentor(BaseSegmentor):
+class RefSegmentor(AnswerGenerationMixin, RejDecisionMixin,
+                   BaseSegmentor):
     """Referring segmentation with an MLLM backbone (an MMSeg segmentor).
 
-    The backbone runs once per batch (ViT, projector, LLM). Query-based mask
-    heads (MLLMSeg's light decoder) get the neck's fused features of each
-    image's global view and one ``[SEG]`` state per expression. Heads with
-    their own protocol (SELF1E, Text4Seg) implement ``loss_mllm`` /
-    ``predict_mllm`` and get the whole :class:`MLLMOutputs`.
+    The only caller of the backbone (forward and ``generate``). The decode
+    head is a :class:`BaseRefHead` and declares what it needs: its
+    ``mask_source`` ('features': the neck's fused features of each
+    conversation's global view plus the ``[SEG]`` states, MLLMSeg;
+    'outputs': the whole :class:`MLLMOutputs`, SELF1E; 'answers': masks
+    decoded from generated text, Text4Seg), its LLM attention policy, the
+    uncompressed vision branch, its no-target rule and its generation
+    settings. The segmentor matches GT masks to ``[SEG]`` slots, and
+    resizes/thresholds every head's logits in one place
+    (:meth:`postprocess_result`). The backbone's processor is handed to the
+    data preprocessor, which writes each sample's conversation with it.
 
     Channel widths of the neck and head that are not given in their configs
     are filled in from the backbone (``vit_channels``, ``llm_channels``,
@@ -40,13 +49,14 @@ class RefSegmentor(BaseSegmentor):
             backbone outputs, e.g. ``LLMStateAuxHead``; its losses are added
             with the prefix ``aux.`` (as MMSeg's ``EncoderDecoder`` does)
             and it never predicts. Heads with their own protocol
-            (``loss_mllm``) take only a ``query='learned'`` one, scored on
-            each conversation's single expression.
+            (``mask_source`` other than 'features') take only a
+            ``query='learned'`` one, scored on each conversation's single
+            expression.
         lm_loss_weight (float): weight of the LLM next-token loss.
         vit_layer (int): ViT layer fed to the neck (HF index, -1 = last).
         train_cfg (dict, optional): unused, kept for MMSeg compatibility.
-        test_cfg (dict, optional): evaluation options (query-based heads;
-            heads with ``predict_mllm`` read what they need themselves):
+        test_cfg (dict, optional): evaluation options of heads that
+            predict from backbone outputs:
 
             - ``mode``: 'teacher_forced' (default) or 'generate'.
             - ``use_rej`` (bool): read the model's no-target decision at
@@ -56,13 +66,13 @@ class RefSegmentor(BaseSegmentor):
               ``'seg_vs_rej'`` (default): logit([REJ]) > logit([SEG]) at
               the token before the slot
               (:attr:`MLLMOutputs.slot_rej_score`), one forward over the
-              answer as the pipeline wrote it ([SEG] everywhere at test by
+              answer as the processor wrote it ([SEG] everywhere at test by
               default). ``'argmax_teacher_forced'`` (MLLMSeg's
               ``test_mllmseg_gres.py``): the argmax over the whole
               vocabulary at the token before the slot is [REJ]; the
-              pipeline writes the GT answer (``BuildConversation(
-              reject_no_target=True)``: [REJ] for empty targets), and when
-              that answer holds any [REJ] a second "reeval" forward with
+              processor writes the GT answer (its
+              ``test_reject_no_target=True``: [REJ] for empty targets), and
+              when that answer holds any [REJ] a second "reeval" forward with
               every [REJ] replaced by [SEG] gives the masks of all
               expressions. Needs a ``[REJ]`` token.
             - ``keep_rejected_masks`` (bool): False (default) empties the
@@ -79,7 +89,8 @@ class RefSegmentor(BaseSegmentor):
               (MLLMSeg's test scripts: bilinear resize of the sigmoid
               probabilities, foreground where probability >= ``threshold``).
               They differ only on boundary pixels.
-        data_preprocessor (dict): ``RefSegDataPreProcessor`` config.
+        data_preprocessor (dict, optional): ``RefSegDataPreProcessor``
+            config (the default); it gets the backbone's processor.
         init_cfg (dict, optional): MMEngine init config.
     """
 
@@ -94,6 +105,8 @@ class RefSegmentor(BaseSegmentor):
                  test_cfg: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
+        if data_preprocessor is None:
+            data_preprocessor = dict(type='RefSegDataPreProcessor')
         if isinstance(data_preprocessor, dict):
             # Build from our registry so that no default scope is needed.
             data_preprocessor = MODELS.build(data_preprocessor)
@@ -104,21 +117,28 @@ class RefSegmentor(BaseSegmentor):
             backbone['vit_layers'] = tuple(backbone.get('vit_layers', ())) + \
                 (vit_layer, )
         self.backbone = MODELS.build(backbone)
+        self.data_preprocessor.set_processor(self.backbone.processor)
         widths = dict(vit_channels=self.backbone.vit_channels,
                       llm_channels=self.backbone.llm_channels,
                       patch_size=self.backbone.patch_size)
         if neck is not None:
             self.neck = MODELS.build(self._fill(neck, widths))
         self.decode_head = MODELS.build(self._fill(decode_head, widths))
+        if not isinstance(self.decode_head, BaseRefHead):
+            raise TypeError(f'{type(self.decode_head).__name__} is not a '
+                            'BaseRefHead; RefSegmentor calls only that '
+                            'interface.')
+        self.decode_head.validate_declarations()
         if auxiliary_head is not None:
             self.auxiliary_head = MODELS.build(
                 self._fill(auxiliary_head, widths))
-            if hasattr(self.decode_head, 'loss_mllm') and getattr(
+            if self.decode_head.mask_source != 'features' and getattr(
                     self.auxiliary_head, 'query', None) != 'learned':
                 raise ValueError(
-                    f'{type(self.decode_head).__name__} computes its own '
-                    'losses (loss_mllm), so the segmentor has no [SEG] '
-                    "queries to give an auxiliary_head: use query='learned'")
+                    f'{type(self.decode_head).__name__} reads no [SEG] '
+                    "queries from the segmentor (mask_source="
+                    f"{self.decode_head.mask_source!r}), so an "
+                    "auxiliary_head must use query='learned'")
         self.lm_loss_weight = lm_loss_weight
         self.vit_layer = vit_layer
         self.train_cfg = train_cfg or {}
@@ -134,6 +154,16 @@ class RefSegmentor(BaseSegmentor):
         if self.test_cfg['resize'] not in ('logits', 'probs'):
             raise ValueError("test_cfg.resize must be 'logits' or 'probs', "
                              f"got {self.test_cfg['resize']!r}")
+        if self.test_cfg['mode'] not in ('teacher_forced', 'generate'):
+            raise ValueError("test_cfg.mode must be 'teacher_forced' or "
+                             f"'generate', got {self.test_cfg['mode']!r}")
+        if self.test_cfg['mode'] == 'generate' and \
+                self.decode_head.llm_attention != 'causal':
+            raise ValueError(
+                "test_cfg.mode='generate' writes answers with transformers' "
+                'causal generation loop, which cannot run the head\'s '
+                f'{self.decode_head.llm_attention!r} attention; use '
+                "mode='teacher_forced'.")
         # mmseg's EncoderDecoder exposes these; keep them for tools that look.
         self.align_corners = False
         self.out_channels = 1
@@ -151,27 +181,23 @@ class RefSegmentor(BaseSegmentor):
 
     # ------------------------------------------------------------ backbone
     def extract_feat(self, inputs: dict) -> MLLMOutputs:
-        """Run the backbone on a batch from ``RefSegDataPreProcessor``.
-
-        A head that defines ``llm_attention_mask(inputs, backbone)`` chooses
-        the LLM's attention mask ([B, 1, L, L], e.g. SELF1E's
-        dual-perception mask); when it returns None, or the head has no such
-        method, the LLM stays causal.
-        """
-        llm_mask = None
-        if hasattr(self.decode_head, 'llm_attention_mask'):
-            llm_mask = self.decode_head.llm_attention_mask(
-                inputs, self.backbone)
+        """Run the backbone on a batch from ``RefSegDataPreProcessor``, with
+        the LLM attention and vision outputs the decode head declares."""
+        head = self.decode_head
         return self.backbone(
             pixel_values=inputs['pixel_values'],
             input_ids=inputs['input_ids'],
             attention_mask=inputs.get('attention_mask'),
             labels=inputs.get('labels'),
             num_tiles=inputs.get('num_tiles'),
-            llm_attention_mask=llm_mask)
+            llm_attention=head.llm_attention,
+            uncompressed_vision=head.needs_uncompressed_vision)
 
-    def _mask_logits(self, out: MLLMOutputs) -> Tensor:
-        """Query-based head path: neck once per image, head per [SEG]."""
+    def _image_features(self, out: MLLMOutputs) -> Optional[Tensor]:
+        """Neck features of each conversation's global view [B, C, h, w],
+        for heads with ``mask_source='features'`` (else None)."""
+        if self.decode_head.mask_source != 'features':
+            return None
         global_tiles = self._global_tiles(out)
         # The neck/head keep float32 weights while a frozen backbone may run
         # in bf16; outside autocast (ValLoop/TestLoop) the inputs must be
@@ -180,9 +206,7 @@ class RefSegmentor(BaseSegmentor):
         dtype = param.dtype if param is not None else out.seg_states.dtype
         vit = out.vit_features[self.vit_layer][global_tiles].to(dtype)
         llm = out.llm_image_states[global_tiles].to(dtype)
-        feats = self.neck(vit, llm) if self.with_neck else vit
-        return self.decode_head(feats, out.seg_states.to(dtype),
-                                out.seg_to_sample)
+        return self.neck(vit, llm) if self.with_neck else vit
 
     @staticmethod
     def _global_tiles(out: MLLMOutputs) -> Tensor:
@@ -198,42 +222,45 @@ class RefSegmentor(BaseSegmentor):
 
     # ---------------------------------------------------------------- loss
     def loss(self, inputs: dict, data_samples: SampleList) -> dict:
-        """LLM next-token loss plus the head's mask losses."""
+        """LLM next-token loss plus the head's (and auxiliary head's) mask
+        losses."""
         out = self.extract_feat(inputs)
         losses = dict(loss_lm=out.lm_loss * self.lm_loss_weight)
-        if hasattr(self.decode_head, 'loss_mllm'):
-            losses.update(self.decode_head.loss_mllm(out, data_samples,
-                                                     self.backbone))
+        head = self.decode_head
+        if head.mask_source == 'answers':
+            # The answer is the mask: loss_lm is the whole objective.
+            losses.update(head.loss_by_outputs(out, [], data_samples))
             if self.with_auxiliary_head:
                 losses.update(add_prefix(
                     self._learned_query_aux_loss(out, data_samples), 'aux'))
             return losses
         gt_masks = self._gt_masks_for_seg_slots(out, data_samples)
-        if len(gt_masks) == 0:
-            # No [SEG] in the batch (all no-target): keep every mask
-            # parameter in the graph so DDP does not complain.
-            heads = [self.decode_head]
-            if self.with_auxiliary_head:
-                heads.append(self.auxiliary_head)
-            zero = sum(p.sum() * 0. for head in heads
-                       for p in head.parameters())
-            losses['loss_mask'] = zero
+        feats = self._image_features(out) if len(gt_masks) else None
+        losses.update(head.loss_by_outputs(out, gt_masks, data_samples,
+                                           feats=feats))
+        if not self.with_auxiliary_head:
             return losses
-        logits = self._mask_logits(out)
-        losses.update(self.decode_head.loss_by_feat(logits, gt_masks))
-        if self.with_auxiliary_head:
+        if head.mask_source != 'features':
+            aux = self._learned_query_aux_loss(out, data_samples)
+        elif len(gt_masks) == 0:
+            # Keep the auxiliary parameters in the graph (DDP).
+            aux = dict(loss_mask=sum(p.sum() * 0. for p in
+                                     self.auxiliary_head.parameters()))
+        else:
             aux = self.auxiliary_head.loss(out.llm_image_states,
                                            out.seg_states, out.seg_to_image,
                                            gt_masks)
-            losses.update(add_prefix(aux, 'aux'))
+        losses.update(add_prefix(aux, 'aux'))
         return losses
 
     def _gt_masks_for_seg_slots(self, out: MLLMOutputs,
                                 data_samples: SampleList) -> List[Tensor]:
+        """GT mask of every ``[SEG]`` slot, in slot order (``[REJ]`` slots
+        of no-target expressions get none)."""
         masks = []
         for b, slots in enumerate(self._slots_per_sample(
                 out, len(data_samples))):
-            gt = data_samples[b].gt_sem_seg.data
+            gt = self._gt(data_samples[b])
             if len(slots) != gt.shape[0]:
                 raise ValueError(
                     f'Sample {data_samples[b].metainfo.get("img_path")} has '
@@ -244,13 +271,21 @@ class RefSegmentor(BaseSegmentor):
                     masks.append(gt[k])
         return masks
 
+    @staticmethod
+    def _gt(sample: RefSegDataSample) -> Tensor:
+        if 'gt_masks' not in sample:
+            raise KeyError(
+                f'Training sample {sample.metainfo.get("img_path")} has no '
+                'gt_masks (LoadRefMasks needs annotated expressions).')
+        return sample.gt_masks
+
     def _learned_query_aux_loss(self, out: MLLMOutputs,
                                 data_samples: SampleList) -> dict:
         """Auxiliary loss of a learned-query head: each conversation's
         global view against its one expression's GT mask."""
         masks = []
         for sample in data_samples:
-            gt = sample.gt_sem_seg.data
+            gt = self._gt(sample)
             if gt.shape[0] != 1:
                 raise ValueError(
                     "An auxiliary_head with query='learned' needs one "
@@ -264,57 +299,33 @@ class RefSegmentor(BaseSegmentor):
     # ------------------------------------------------------------- predict
     def predict(self, inputs: dict,
                 data_samples: Optional[SampleList] = None) -> SampleList:
-        """Masks at original resolution in ``pred_sem_seg`` [K, H, W]."""
+        """Masks at the original resolution, per expression.
+
+        Returns:
+            list[RefSegDataSample]: ``pred_masks`` [K, H, W],
+            ``pred_probs``, ``pred_no_target`` [K] (and for answer heads
+            ``generated_texts``, ``parse_status``, ``parse_repairs``),
+            plus MMSeg's ``pred_sem_seg`` / ``seg_logits``.
+        """
         if data_samples is None:
-            data_samples = [SegDataSample() for _ in inputs['num_tiles']]
-        if hasattr(self.decode_head, 'predict_mllm'):
-            return self.decode_head.predict_mllm(inputs, data_samples,
-                                                 self.backbone, self.test_cfg)
+            data_samples = [RefSegDataSample() for _ in inputs['num_tiles']]
+        head = self.decode_head
+        if head.mask_source == 'answers':
+            return self._predict_from_answers(inputs, data_samples)
         if self.test_cfg['mode'] == 'generate':
-            inputs = self._generate_answers(inputs)
+            inputs = self._append_generated_answers(inputs)
         out = self.extract_feat(inputs)
         slot_rejected = None
         if self.test_cfg['rej_decision'] == 'argmax_teacher_forced':
             slot_rejected = self._argmax_rej(out)
             out = self._reeval(inputs, out)
-        logits = self._mask_logits(out) if len(out.seg_states) else None
+        logits = head.predict_by_outputs(
+            out, data_samples, feats=self._image_features(out)) \
+            if len(out.seg_states) else None
         return self.postprocess_result(logits, data_samples, out,
                                        slot_rejected=slot_rejected)
 
-    def _argmax_rej(self, out: MLLMOutputs) -> Tensor:
-        """[S] bool: the most likely next token before each slot is [REJ].
-
-        The decision of MLLMSeg's GRES test: with the GT answer
-        teacher-forced, slot k's decision sees the GT tokens of the slots
-        before it (the protocol's label leakage, kept for parity).
-        """
-        rej_id = self.backbone.rej_token_id
-        if rej_id < 0:
-            raise ValueError("test_cfg.rej_decision='argmax_teacher_forced' "
-                             'needs [REJ] in the backbone\'s '
-                             'extra_special_tokens.')
-        pos = out.slot_positions
-        if len(pos) == 0:
-            return torch.zeros(0, dtype=torch.bool, device=pos.device)
-        before = out.last_hidden_state[pos[:, 0], (pos[:, 1] - 1).clamp(min=0)]
-        return self.backbone.lm_logits(before).argmax(-1) == rej_id
-
-    def _reeval(self, inputs: dict, out: MLLMOutputs) -> MLLMOutputs:
-        """Forward again with every [REJ] turned into [SEG] (if any).
-
-        Tokens are replaced in place, so the slots keep their positions and
-        order and the first pass's decisions still line up with them.
-        """
-        ids = inputs['input_ids']
-        is_rej = ids == self.backbone.rej_token_id
-        if not bool(is_rej.any()):
-            return out
-        inputs = dict(inputs, labels=None,
-                      input_ids=ids.masked_fill(is_rej,
-                                                self.backbone.seg_token_id))
-        return self.extract_feat(inputs)
-
-    def postprocess_result(self, seg_logits: Optional[Tensor],
+    def postprocess_result(self, seg_logits: Optional[List[Tensor]],
                            data_samples: SampleList,
                            out: Optional[MLLMOutputs] = None,
                            slot_rejected: Optional[Tensor] = None
@@ -325,41 +336,47 @@ class RefSegmentor(BaseSegmentor):
         generation produced fewer slots) get an empty mask and
         ``pred_no_target`` True. With ``test_cfg.use_rej`` an expression
         the model rejects gets ``pred_no_target`` True too, and an empty
-        mask unless ``test_cfg.keep_rejected_masks``.
+        mask unless ``test_cfg.keep_rejected_masks``. For a head whose
+        ``no_target_rule`` is 'empty_mask' (SELF1E), "no target" is an
+        empty predicted mask.
 
         Args:
-            seg_logits (Tensor, optional): mask logits of every ``[SEG]``
-                slot [Q, 1, h, w] (None when there is none).
-            data_samples (list[SegDataSample]): samples to fill in.
+            seg_logits (list[Tensor], optional): per conversation, the mask
+                logits [K_b, 1, h, w] of its ``[SEG]`` slots in order (None
+                when the batch has none).
+            data_samples (list[RefSegDataSample]): samples to fill in.
             out (MLLMOutputs): the backbone output the logits come from.
             slot_rejected (Tensor, optional): [S] bool no-target decision
                 per slot; defaults to ``out.slot_rej_score > 0``.
 
         Returns:
-            list[SegDataSample]: ``seg_logits`` (probabilities),
-            ``pred_sem_seg`` [K, H, W] and metainfo ``pred_no_target``.
+            list[RefSegDataSample]: with the prediction fields.
         """
         thr = self.test_cfg['threshold']
         use_rej = self.test_cfg['use_rej']
         keep_rejected = self.test_cfg.get('keep_rejected_masks', False)
         resize_probs = self.test_cfg.get('resize', 'logits') == 'probs'
+        empty_is_no_target = self.decode_head.no_target_rule == 'empty_mask'
         if slot_rejected is None and out.slot_rej_score is not None:
             slot_rejected = out.slot_rej_score > 0
         slots = self._slots_per_sample(out, len(data_samples))
-        seg_index = torch.cumsum(out.slot_is_seg.long(), 0) - 1
         for b, sample in enumerate(data_samples):
             meta = sample.metainfo
             h, w = meta.get('ori_shape', out.vit_grid)[:2]
-            k_expr = len(meta.get('texts', [])) or len(slots[b])
+            k_expr = sample.num_expressions or len(slots[b])
             probs = torch.zeros((k_expr, h, w), device=out.seg_states.device)
             pred_nt = [True] * k_expr
             empty = [True] * k_expr
+            seg_rank = 0
             for k, s in enumerate(slots[b].tolist()[:k_expr]):
+                if not out.slot_is_seg[s]:
+                    continue
+                rank, seg_rank = seg_rank, seg_rank + 1
                 rejected = bool(use_rej and slot_rejected is not None and
                                 slot_rejected[s])
-                if not out.slot_is_seg[s] or (rejected and not keep_rejected):
+                if rejected and not keep_rejected:
                     continue
-                logit = seg_logits[seg_index[s]][None].float()
+                logit = seg_logits[b][rank][None].float()
                 if resize_probs:
                     probs[k] = F.interpolate(
                         logit.sigmoid(), size=(h, w), mode='bilinear',
@@ -372,43 +389,32 @@ class RefSegmentor(BaseSegmentor):
                 empty[k] = False
             pred = probs >= thr if resize_probs else probs > thr
             pred[torch.as_tensor(empty, dtype=torch.bool)] = False
-            sample.set_data(dict(
-                seg_logits=PixelData(data=probs),
-                pred_sem_seg=PixelData(data=pred.to(torch.uint8))))
-            sample.set_metainfo(dict(pred_no_target=pred_nt))
+            if empty_is_no_target:
+                pred_nt = (~pred.flatten(1).any(1)).tolist()
+            self._set_predictions(sample, probs, pred, pred_nt)
         return data_samples
 
-    @torch.no_grad()
-    def _generate_answers(self, inputs: dict) -> dict:
-        """Let the model write its answer, then re-run it teacher-forced."""
-        bb = self.backbone
-        prompts = [ids[:n][mask[:n].bool()] for ids, mask, n in zip(
-            inputs['input_ids'], inputs['attention_mask'],
-            inputs['prompt_lengths'])]
-        pad = bb.tokenizer.pad_token_id
-        pre = self.data_preprocessor
-        left = pre.pad_sequences(prompts, pad, 'left')
-        left_mask = pre.pad_sequences(
-            [torch.ones_like(p) for p in prompts], 0, 'left')
-        new = bb.generate(inputs['pixel_values'], left, left_mask,
-                          max_new_tokens=self.test_cfg['max_new_tokens'],
-                          eos_token_id=bb.tokenizer.eos_token_id)
-        seqs = []
-        for p, g in zip(prompts, new):
-            g = g[g != pad]
-            seqs.append(torch.cat([p, g]))
-        ids = pre.pad_sequences(seqs, pad, 'right')
-        lengths = torch.as_tensor([len(s) for s in seqs], device=ids.device)
-        mask = (torch.arange(ids.shape[1], device=ids.device)[None] <
-                lengths[:, None]).long()
-        out = dict(inputs)
-        out.update(input_ids=ids, attention_mask=mask, labels=None)
-        return out
+    @staticmethod
+    def _set_predictions(sample: RefSegDataSample, probs: Tensor,
+                         masks: Tensor, no_target: List[bool]) -> None:
+        """Write the typed prediction fields (and MMSeg's)."""
+        sample.pred_probs = probs
+        sample.pred_masks = masks.bool()
+        sample.pred_no_target = torch.as_tensor(
+            no_target, dtype=torch.bool, device=masks.device)
+        sample.set_data(dict(
+            seg_logits=PixelData(data=probs),
+            pred_sem_seg=PixelData(data=masks.to(torch.uint8))))
 
     # ------------------------------------------------------ mmseg plumbing
-    def _forward(self, inputs: dict, data_samples=None) -> Tensor:
-        """Mask logits of every [SEG] query (``mode='tensor'``)."""
-        return self._mask_logits(self.extract_feat(inputs))
+    def _forward(self, inputs: dict, data_samples=None) -> List[Tensor]:
+        """Mask logits of every conversation's [SEG] queries
+        (``mode='tensor'``)."""
+        out = self.extract_feat(inputs)
+        samples = data_samples or [
+            RefSegDataSample() for _ in inputs['num_tiles']]
+        return self.decode_head.predict_by_outputs(
+            out, samples, feats=self._image_features(out))
 
     def encode_decode(self, inputs: dict, batch_img_metas: List[dict]):
         return self._forward(inputs)

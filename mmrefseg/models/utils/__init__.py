@@ -1,6 +1,7 @@
 # Copyright (c) mmrefseg contributors.
 from .dual_perception_mask import (dual_perception_mask,
                                    dual_perception_mask_for, to_additive_mask)
+from .line_budget import LineBudget
 from .new_token_rows import NewTokenEmbedding, NewTokenLMHead
 from .pixel_unshuffle import internvl_pixel_unshuffle
 from .position_table import sincos_2d_position_table
@@ -8,7 +9,7 @@ from .resized_mask_losses import mask_loss_key, resized_mask_losses
 from .sam_refiner import SamMaskRefiner
 
 __all__ = [
-    'NewTokenEmbedding', 'NewTokenLMHead', 'SamMaskRefiner',
+    'LineBudget', 'NewTokenEmbedding', 'NewTokenLMHead', 'SamMaskRefiner',
     'dual_perception_mask', 'dual_perception_mask_for',
     'internvl_pixel_unshuffle', 'mask_loss_key', 'resized_mask_losses',
     'sincos_2d_position_table', 'to_additive_mask'

@@ -1,7 +1,7 @@
 # Copyright (c) mmrefseg contributors.
 """SELF1E's dual-perception attention mask for a stock decoder-only LLM.
 
-The rule (spec ``self1e.md`` §2.1), per conversation, with ``q`` the query
+The rule of SELF1E's code, per conversation, with ``q`` the query
 and ``k`` the key position:
 
 * start from causal + padding: ``q`` may see ``k`` iff ``k <= q`` and ``k``

@@ -99,3 +99,25 @@ def test_load_ref_masks():
         ])
     with pytest.raises(ValueError, match='ref_id=1'):
         LoadRefMasks()(bad)
+
+
+def test_a_given_image_is_kept_and_checked():
+    img = np.random.RandomState(0).randint(0, 256, (5, 7, 3), np.uint8)
+    out = LoadRefImage()(dict(img=img, expressions=[dict(text='a')]))
+    assert np.array_equal(out['img'], img)
+    assert out['img_shape'] == out['ori_shape'] == (5, 7)
+    for bad in (img[..., 0], img.astype(np.float32), img[..., :2]):
+        with pytest.raises(ValueError, match='H x W x 3 uint8'):
+            LoadRefImage()(dict(img=bad, expressions=[]))
+
+
+def test_expressions_without_annotations_give_texts_only():
+    out = LoadRefMasks()(dict(ori_shape=(5, 7), expressions=[
+        dict(text='the red circle'), dict(text='a star')]))
+    assert out['texts'] == ['the red circle', 'a star']
+    assert out['ref_ids'] == [None, None]
+    assert not {'gt_masks', 'gt_bboxes', 'no_target'} & set(out)
+    with pytest.raises(ValueError, match='either all or none'):
+        LoadRefMasks()(dict(img_path='x.jpg', ori_shape=(5, 7), expressions=[
+            dict(text='a', segmentations=[], bbox=[0, 0, 0, 0],
+                 no_target=True), dict(text='b')]))

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from mmrefseg.codecs import decode_answer, mask_to_grid
-from mmrefseg.datasets.transforms import BuildConversation, Text4SegAnswer
+from mmrefseg.datasets.transforms import Text4SegAnswer
+from mmrefseg.models.processors import InternVLProcessor
 from mmrefseg.datasets.transforms.text4seg_answer import (TEXT4SEG_ANSWERS,
                                                           TEXT4SEG_QUESTIONS)
 from mmrefseg.utils.tokenizer import build_tokenizer
@@ -103,10 +104,9 @@ def test_conversation_supervises_exactly_the_answer():
     res = _results()
     res['num_tiles'] = 1
     res = Text4SegAnswer(grid_size=4, test_mode=True)(res)
-    conv = BuildConversation(TOK, num_image_tokens=4, prompt_style='answer',
-                             extra_special_tokens=(), test_mode=True)
-    out = conv(res)
     tok = build_tokenizer(TOK, ())
+    conv = InternVLProcessor(tok, num_image_tokens=4, prompt_style='answer')
+    out = conv(res['texts'], question=res['question'], answer=res['answer'])
     supervised = out['input_ids'][out['labels'] != -100]
     assert tok.decode(supervised) == res['answer'] + '<|im_end|>'
     prompt = tok.decode(out['input_ids'][:out['prompt_length']])

@@ -1,12 +1,11 @@
 # Copyright (c) mmrefseg contributors.
 import copy
 
-import numpy as np
 import pytest
 import torch
 from transformers import InternVLForConditionalGeneration
 
-from mmrefseg.datasets.transforms import BuildConversation
+from mmrefseg.models.processors import InternVLProcessor
 from mmrefseg.models.backbones import InternVLBackbone, tiny_internvl_config
 from mmrefseg.models.utils import (NewTokenEmbedding, NewTokenLMHead,
                                    sincos_2d_position_table)
@@ -83,15 +82,13 @@ def test_image_states_read_the_expression_only_when_it_comes_first(
         tiny_backbone_cfg, question_first):
     torch.manual_seed(0)
     bb = MODELS.build(dict(tiny_backbone_cfg, image_state_offset=0)).eval()
-    conv = BuildConversation(TOK, num_image_tokens=bb.num_image_tokens,
-                             test_mode=True, question_first=question_first)
+    conv = InternVLProcessor(bb.tokenizer, bb.num_image_tokens,
+                             question_first=question_first)
     pixels = torch.randn(1, 3, bb.tile_size, bb.tile_size)
     states = []
     with torch.no_grad():
         for text in ('the red circle', 'the leftmost blue star'):
-            ids = torch.as_tensor(
-                conv(dict(texts=[text], no_target=np.array([False]),
-                          num_tiles=1))['input_ids'])[None]
+            ids = conv([text])['input_ids'][None]
             states.append(bb(pixels, ids, torch.ones_like(ids)))
     # Causal attention: image tokens see the text only if it precedes them.
     same = torch.allclose(states[0].llm_image_states,

@@ -1,7 +1,6 @@
 # Copyright (c) mmrefseg contributors.
 """Self1EHead: released names, RFR/RFA math, losses, end to end."""
 import math
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -10,20 +9,19 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
-from mmengine.structures import PixelData
-from mmseg.structures import SegDataSample
 
-from mmrefseg.datasets.prompts import PROMPT_STYLES
 from mmrefseg.models.backbones import MLLMOutputs
 from mmrefseg.models.heads import Self1EHead
+from mmrefseg.models.processors import PROMPT_STYLES
 from mmrefseg.registry import DATASETS, MODELS
+from mmrefseg.structures import RefSegDataSample
 
 TOK = dict(type='tiny_bpe', vocab_size=1024)
 SPECIAL = ['[SEG]', '[SEGT]']
 
 
 def released_shapes(c: int) -> dict:
-    """``combine_decode_proj*`` keys of the release (spec §1.6)."""
+    """``combine_decode_proj*`` keys of the released checkpoint."""
     shapes = {}
     for name, out in (('combine_decode_proj', c), ('combine_decode_proj_all',
                                                    4 * c),
@@ -73,15 +71,6 @@ def test_real_configs_build_on_meta(size, c):
 C, C_VIT = 8, 4
 
 
-def _fake_backbone(projector: nn.Module):
-    return SimpleNamespace(
-        hf=SimpleNamespace(config=SimpleNamespace(vision_feature_layer=-1)),
-        project=projector,
-        dtype=torch.float32,
-        image_state_offset=0,
-        downsample_ratio=0.5)
-
-
 def _fake_outputs(num_tiles, seg_owner, grid=2):
     n = sum(num_tiles)
     tile_to_sample = torch.repeat_interleave(torch.arange(len(num_tiles)),
@@ -100,7 +89,8 @@ def _fake_outputs(num_tiles, seg_owner, grid=2):
         tile_to_sample=tile_to_sample,
         last_hidden_state=torch.zeros(1),
         vit_grid=(2 * grid, 2 * grid),
-        llm_grid=(grid, grid))
+        llm_grid=(grid, grid),
+        uncompressed_embeds=torch.randn(n, 2 * grid, 2 * grid, C))
 
 
 def _unshuffle_by_loops(x):
@@ -121,15 +111,18 @@ def test_forward_matches_a_direct_computation():
     head = Self1EHead(llm_channels=C)
     head.init_weights()
     projector = nn.Sequential(nn.LayerNorm(4 * C_VIT), nn.Linear(4 * C_VIT, C))
-    backbone = _fake_backbone(projector)
     out = _fake_outputs([2, 1], [0, 0, 1])
+    # The backbone's uncompressed branch (InternVLBackbone._uncompressed):
+    # each ViT token replicated to a 2x2 block, through the projector.
+    out.uncompressed_embeds = projector(
+        out.vit_features[-1].permute(0, 2, 3, 1).repeat(1, 1, 1, 4))
     samples = [
-        SegDataSample(metainfo=dict(tile_grid=(1, 2))),
-        SegDataSample(metainfo=dict(tile_grid=(1, 1)))
+        RefSegDataSample(metainfo=dict(tile_grid=(1, 2))),
+        RefSegDataSample(metainfo=dict(tile_grid=(1, 1)))
     ]
     layouts = head.tile_layouts(samples, out)
     assert layouts == [(0, 1, 2), (2, 1, 1)]
-    logits, aux = head(out, backbone, layouts, with_aux=True)
+    logits, aux = head(out, layouts, with_aux=True)
     assert logits[0].shape == (2, 1, 8, 16) and aux[0].shape == (2, 1, 4, 8)
     assert logits[1].shape == (1, 1, 8, 8)
 
@@ -157,11 +150,11 @@ def test_forward_matches_a_direct_computation():
         torch.testing.assert_close(aux[b][:, 0], low / math.sqrt(C))
 
     # A trailing thumbnail tile is skipped by the pixel maps.
-    thumb = [SegDataSample(metainfo=dict(tile_grid=(1, 2)))]
+    thumb = [RefSegDataSample(metainfo=dict(tile_grid=(1, 2)))]
     assert head.tile_layouts(thumb, _fake_outputs([3], [0])) == [(0, 1, 2)]
 
 
-def test_loss_follows_the_spec_formula():
+def test_loss_follows_the_original_formula():
     """2 BCE + 0.5 Dice(scale 1000) on full and aux logits, GT resized to
     short side 128, summed over masks and divided by the rows."""
     torch.manual_seed(0)
@@ -177,11 +170,13 @@ def test_loss_follows_the_spec_formula():
     ]
     samples = []
     for gt in gts:
-        sample = SegDataSample()
-        sample.gt_sem_seg = PixelData(data=gt.to(torch.uint8))
+        sample = RefSegDataSample()
+        sample.gt_masks = gt.to(torch.uint8)
         samples.append(sample)
     out.slot_positions = torch.tensor([[0, 0], [0, 1], [1, 0]])
-    losses = head.loss_mllm(out, samples, backbone=None)
+    # The segmentor's GT of each [SEG] slot, in slot order.
+    flat = [gts[0][0], gts[0][1], gts[1][0]]
+    losses = head.loss_by_outputs(out, flat, samples)
     assert set(losses) == {
         'loss_bce', 'loss_dice', 'loss_bce_aux', 'loss_dice_aux'
     }
@@ -216,7 +211,7 @@ def test_batch_without_seg_gives_zero_connected_losses():
     head = Self1EHead(llm_channels=C)
     out = _fake_outputs([1], [])
     out.slot_positions = torch.zeros(0, 2, dtype=torch.long)
-    losses = head.loss_mllm(out, [SegDataSample()], backbone=None)
+    losses = head.loss_by_outputs(out, [], [RefSegDataSample()])
     assert len(losses) == 4
     assert all(float(v) == 0 and v.requires_grad for v in losses.values())
 
@@ -241,12 +236,6 @@ def _pipeline(test_mode: bool):
         dict(type='LoadRefImage'),
         dict(type='LoadRefMasks'),
         dict(type='InternVLImageTransform', image_size=56),
-        dict(type='BuildConversation',
-             tokenizer=TOK,
-             num_image_tokens=4,
-             prompt_style='self1e',
-             extra_special_tokens=SPECIAL,
-             test_mode=test_mode),
         dict(type='PackRefSegInputs'),
     ]
 
@@ -267,6 +256,7 @@ def _dataset(root, split, test_mode, **kw):
 def segmentor_cfg(tiny_backbone_cfg):
     backbone = dict(tiny_backbone_cfg,
                     extra_special_tokens=SPECIAL,
+                    processor=dict(prompt_style='self1e'),
                     image_state_offset=0,
                     seg_state_offset=-1)
     return dict(type='RefSegmentor',
@@ -309,17 +299,21 @@ def test_train_and_predict_with_padding_and_several_segs(
     inputs, samples = data['inputs'], data['data_samples']
     with torch.no_grad():
         out = model.extract_feat(inputs)
+        # The head's declared needs reach the backbone: its uncompressed
+        # branch is the projector on every ViT token replicated 2x2.
+        vit = out.vit_features[-1].permute(0, 2, 3, 1)
+        torch.testing.assert_close(
+            out.uncompressed_embeds,
+            model.backbone.project(vit.repeat(1, 1, 1, 4)))
         layouts = model.decode_head.tile_layouts(samples, out)
-        logits, _ = model.decode_head(out, model.backbone, layouts)
-        assert [len(x) for x in logits
-                ] == [len(s.metainfo['texts']) for s in samples]
+        logits, _ = model.decode_head(out, layouts)
+        assert [len(x) for x in logits] == [len(s.texts) for s in samples]
         assert max(len(x) for x in logits) > 1
         b = int(lengths.argmin())
         alone = model.data_preprocessor(pseudo_collate([items[b]]), True)
         out1 = model.extract_feat(alone['inputs'])
         logits1, _ = model.decode_head(
-            out1, model.backbone,
-            model.decode_head.tile_layouts(alone['data_samples'], out1))
+            out1, model.decode_head.tile_layouts(alone['data_samples'], out1))
     torch.testing.assert_close(logits[b], logits1[0], atol=1e-4, rtol=1e-4)
 
     # The segmentor hands the head's mask to the LLM: image states differ
@@ -337,12 +331,13 @@ def test_train_and_predict_with_padding_and_several_segs(
         preds = model(**model.data_preprocessor(pseudo_collate(items), False),
                       mode='predict')
     for pred, item in zip(preds, items):
-        gt = item['data_samples'].gt_sem_seg.data
-        assert pred.pred_sem_seg.data.shape == gt.shape
-        probs = pred.seg_logits.data
-        assert torch.equal(pred.pred_sem_seg.data.bool(), probs > 0.5)
-        assert pred.metainfo['pred_no_target'] == [
-            not bool(pred.pred_sem_seg.data.any())
+        gt = item['data_samples'].gt_masks
+        assert pred.pred_masks.shape == gt.shape
+        probs = pred.pred_probs
+        assert torch.equal(pred.pred_masks, probs > 0.5)
+        # SELF1E's "no target" is an empty mask.
+        assert pred.pred_no_target.tolist() == [
+            not bool(pred.pred_masks.any())
         ]
 
 

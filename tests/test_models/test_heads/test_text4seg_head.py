@@ -7,11 +7,10 @@ from mmengine.dataset import pseudo_collate
 
 from mmrefseg.codecs.rrle import build_answer
 from mmrefseg.models.heads import Text4SegHead
-from mmrefseg.models.heads.text4seg_head import LineBudget
+from mmrefseg.models.utils import LineBudget
 from mmrefseg.registry import DATASETS, MODELS
 
 TOK = dict(type='tiny_bpe', vocab_size=1024)
-NUM_IMAGE_TOKENS = 4  # 56 px tiles, patch 14, pixel shuffle 0.5
 GRID = 8
 
 
@@ -21,9 +20,6 @@ def _pipeline(test_mode: bool):
         dict(type='LoadRefMasks'),
         dict(type='InternVLImageTransform', image_size=56),
         dict(type='Text4SegAnswer', grid_size=GRID, test_mode=test_mode),
-        dict(type='BuildConversation', tokenizer=TOK,
-             num_image_tokens=NUM_IMAGE_TOKENS, prompt_style='answer',
-             extra_special_tokens=(), test_mode=test_mode),
         dict(type='PackRefSegInputs'),
     ]
 
@@ -42,9 +38,17 @@ def model(tiny_backbone_cfg):
     return MODELS.build(dict(
         type='RefSegmentor',
         data_preprocessor=dict(type='RefSegDataPreProcessor'),
-        backbone=dict(tiny_backbone_cfg, extra_special_tokens=()),
+        backbone=dict(tiny_backbone_cfg, extra_special_tokens=(),
+                      processor=dict(prompt_style='answer')),
         decode_head=dict(type='Text4SegHead', grid_size=GRID,
                          max_new_tokens=12)))
+
+
+def _generate_texts(model, inputs):
+    """The segmentor's generation with the head's settings, decoded."""
+    _, new = model.generate_answers(inputs,
+                                    **model.decode_head.generation_cfg)
+    return model.backbone.processor.decode_answers(new)
 
 
 def _stub_generation(model, answers):
@@ -74,7 +78,7 @@ def test_training_is_next_token_loss_on_the_answer(model, synthetic_root):
     batch = pseudo_collate([train[i] for i in range(2)])
     data = model.data_preprocessor(batch, True)
     for sample in data['data_samples']:
-        assert sample.gt_sem_seg.data.shape[0] == 1  # one expression kept
+        assert sample.gt_masks.shape[0] == 1  # one expression kept
     losses = model(**data, mode='loss')
     assert set(losses) == {'loss_lm'}
     assert torch.isfinite(losses['loss_lm'])
@@ -98,17 +102,17 @@ def test_predict_end_to_end_generates_and_parses(model, synthetic_root):
     with torch.no_grad():
         preds = model(**data, mode='predict')
     for pred, sample in zip(preds, samples):
-        gt = sample['data_samples'].gt_sem_seg.data
-        assert pred.pred_sem_seg.data.shape == gt.shape  # [1, H, W]
+        gt = sample['data_samples'].gt_masks
+        assert pred.pred_masks.shape == gt.shape  # [1, H, W]
+        assert pred.pred_masks.dtype == torch.bool
         assert pred.pred_sem_seg.data.dtype == torch.uint8
-        meta = pred.metainfo
-        assert len(meta['generated_text']) == 1
-        assert isinstance(meta['generated_text'][0], str)
-        assert len(meta['parse_status']) == 1
+        assert len(pred.generated_texts) == 1
+        assert isinstance(pred.generated_texts[0], str)
+        assert len(pred.parse_status) == 1
         # 12 random tokens are no answer: the parser says what went wrong.
-        assert meta['parse_status'][0] != 'ok'
-        assert meta['pred_no_target'] == [
-            not bool(pred.pred_sem_seg.data.any())]
+        assert pred.parse_status[0] != 'ok'
+        assert pred.pred_no_target.tolist() == [
+            not bool(pred.pred_masks.any())]
 
 
 def test_predict_paints_the_parsed_grid(model, synthetic_root):
@@ -117,33 +121,37 @@ def test_predict_paints_the_parsed_grid(model, synthetic_root):
     samples = [val[0], val[1]]
     grid = np.zeros((GRID, GRID), bool)
     grid[2:5, 1:3] = True
-    text = samples[0]['data_samples'].metainfo['texts'][0]
+    text = samples[0]['data_samples'].texts[0]
     answers = [build_answer(text, grid), build_answer('x', grid * False)]
     calls = _stub_generation(model, answers)
     data = model.data_preprocessor(pseudo_collate(samples), False)
     with torch.no_grad():
         preds = model(**data, mode='predict')
-    # Prompts are handed over left-padded and without the GT answer.
+    # Prompts are handed over left-padded and without the GT answer, and
+    # generation stops at the end of the turn.
     ids, mask = calls[0]['input_ids'], calls[0]['mask']
-    for b, sample in enumerate(samples):
-        n = sample['inputs']['prompt_length']
+    for b, n in enumerate(data['inputs']['prompt_lengths']):
         assert torch.equal(ids[b, ids.shape[1] - n:],
-                           sample['inputs']['input_ids'][:n])
+                           data['inputs']['input_ids'][b, :n])
         assert int(mask[b].sum()) == n
     assert calls[0]['kwargs']['max_new_tokens'] == 12
+    tok = model.backbone.tokenizer
+    assert tok.convert_tokens_to_ids('<|im_end|>') in \
+        calls[0]['kwargs']['eos_token_id']
 
     h, w = preds[0].metainfo['ori_shape']
     expected = torch.nn.functional.interpolate(
         torch.from_numpy(grid).float()[None, None], size=(h, w),
         mode='nearest')[0, 0].to(torch.uint8)
     assert torch.equal(preds[0].pred_sem_seg.data[0], expected)
-    assert preds[0].metainfo['parse_status'] == ['ok']
-    assert preds[0].metainfo['pred_no_target'] == [False]
-    assert preds[0].metainfo['generated_text'] == [answers[0]]
+    assert torch.equal(preds[0].pred_masks[0], expected.bool())
+    assert preds[0].parse_status == ['ok']
+    assert preds[0].pred_no_target.tolist() == [False]
+    assert preds[0].generated_texts == [answers[0]]
     # An all-'others' answer is a no-target prediction.
-    assert not preds[1].pred_sem_seg.data.any()
-    assert preds[1].metainfo['pred_no_target'] == [True]
-    assert preds[1].metainfo['parse_status'] == ['ok']
+    assert not preds[1].pred_masks.any()
+    assert preds[1].pred_no_target.tolist() == [True]
+    assert preds[1].parse_status == ['ok']
 
 
 def test_broken_answers_are_repaired_and_reported(model, synthetic_root):
@@ -155,26 +163,26 @@ def test_broken_answers_are_repaired_and_reported(model, synthetic_root):
     data = model.data_preprocessor(pseudo_collate([val[0], val[1]]), False)
     with torch.no_grad():
         preds = model(**data, mode='predict')
-    assert preds[0].metainfo['parse_status'] == ['truncated']
-    assert preds[0].metainfo['pred_no_target'] == [False]
-    assert preds[1].metainfo['parse_status'] == ['no_seg_tag']
-    assert preds[1].metainfo['pred_no_target'] == [True]
+    assert preds[0].parse_status == ['truncated']
+    assert preds[0].pred_no_target.tolist() == [False]
+    assert preds[1].parse_status == ['no_seg_tag']
+    assert preds[1].pred_no_target.tolist() == [True]
 
 
 def test_batched_generation_matches_one_by_one(model, synthetic_root):
     model.eval()
     val = _dataset(synthetic_root, 'val', True)
     samples = [val[i] for i in range(3)]
-    lengths = {int(s['inputs']['prompt_length']) for s in samples}
-    assert len(lengths) > 1  # left padding is exercised
     head = model.decode_head
     head.max_new_tokens = 6
     batch = model.data_preprocessor(pseudo_collate(samples), False)
-    together = head.generate_texts(batch['inputs'], model.backbone)
+    assert len(set(batch['inputs']['prompt_lengths'])) > 1  # left padding
+    together = _generate_texts(model, batch['inputs'])
     alone = [
-        head.generate_texts(
-            model.data_preprocessor(pseudo_collate([s]), False)['inputs'],
-            model.backbone)[0] for s in samples
+        _generate_texts(
+            model,
+            model.data_preprocessor(pseudo_collate([s]), False)['inputs'])[0]
+        for s in samples
     ]
     assert together == alone
 
@@ -197,7 +205,7 @@ def test_one_expression_per_conversation(model, synthetic_root):
     model.eval()
     val = _dataset(synthetic_root, 'val', True)
     sample = val[0]
-    sample['data_samples'].set_metainfo(dict(texts=['a', 'b']))
+    sample['data_samples'].texts = ['a', 'b']
     _stub_generation(model, ['x'])
     data = model.data_preprocessor(pseudo_collate([sample]), False)
     with pytest.raises(ValueError, match='one expression'):
@@ -238,8 +246,7 @@ def test_line_budget_stops_runaway_rows(model, synthetic_root):
         logits_processor=LogitsProcessorList([OnlyNewlines()]))
     val = _dataset(synthetic_root, 'val', True)
     data = model.data_preprocessor(pseudo_collate([val[0], val[1]]), False)
-    assert head.generate_texts(data['inputs'], model.backbone) == ['\n' * 3
-                                                                   ] * 2
+    assert _generate_texts(model, data['inputs']) == ['\n' * 3] * 2
 
 
 def test_learned_query_auxiliary_head_trains_the_image_states(
@@ -250,7 +257,8 @@ def test_learned_query_auxiliary_head_trains_the_image_states(
     model = MODELS.build(dict(
         type='RefSegmentor',
         data_preprocessor=dict(type='RefSegDataPreProcessor'),
-        backbone=dict(tiny_backbone_cfg, extra_special_tokens=()),
+        backbone=dict(tiny_backbone_cfg, extra_special_tokens=(),
+                      processor=dict(prompt_style='answer')),
         decode_head=dict(type='Text4SegHead', grid_size=GRID),
         auxiliary_head=dict(type='LLMStateAuxHead', query='learned',
                             embed_dims=16)))
@@ -265,7 +273,7 @@ def test_learned_query_auxiliary_head_trains_the_image_states(
         out = model.extract_feat(data['inputs'])
         want = model.auxiliary_head.loss(
             out.llm_image_states, None, torch.arange(3),
-            [s.gt_sem_seg.data[0] for s in data['data_samples']])
+            [s.gt_masks[0] for s in data['data_samples']])
     for key, value in want.items():
         torch.testing.assert_close(losses['aux.' + key], value)
     losses['aux.loss_dice'].backward()
@@ -274,7 +282,6 @@ def test_learned_query_auxiliary_head_trains_the_image_states(
     assert llm_grad and sum(g.abs().sum() for g in llm_grad) > 0
 
     sample = data['data_samples'][1]
-    two = sample.gt_sem_seg.data.repeat(2, 1, 1)
-    sample.gt_sem_seg.data = two
+    sample.gt_masks = sample.gt_masks.repeat(2, 1, 1)
     with pytest.raises(ValueError, match=r'one expression per conversation'):
         model(**data, mode='loss')

@@ -2,7 +2,6 @@
 """RefSegmentor with the MLLMSeg neck/head on the synthetic dataset."""
 import copy
 
-import numpy as np
 import pytest
 import torch
 from mmengine.dataset import pseudo_collate
@@ -18,8 +17,6 @@ def _pipeline(test_mode: bool):
         dict(type='LoadRefImage'),
         dict(type='LoadRefMasks'),
         dict(type='InternVLImageTransform', image_size=56),
-        dict(type='BuildConversation', tokenizer=TOK,
-             num_image_tokens=NUM_IMAGE_TOKENS, test_mode=test_mode),
         dict(type='PackRefSegInputs'),
     ]
 
@@ -74,12 +71,16 @@ def test_loss_and_predict_on_synthetic_data(segmentor_cfg, synthetic_root):
         data = model.data_preprocessor(pseudo_collate(samples), False)
         preds = model(**data, mode='predict')
     for pred, sample in zip(preds, samples):
-        gt = sample['data_samples'].gt_sem_seg.data
-        assert pred.pred_sem_seg.data.shape == gt.shape  # [1, H, W]
-        assert pred.seg_logits.data.shape == gt.shape
-        assert pred.metainfo['pred_no_target'] == [False]
-        probs = pred.seg_logits.data
-        assert torch.equal(pred.pred_sem_seg.data.bool(), probs > 0.5)
+        gt = sample['data_samples'].gt_masks
+        assert pred.pred_masks.shape == gt.shape  # [1, H, W]
+        assert pred.pred_masks.dtype == torch.bool
+        assert pred.pred_probs.shape == gt.shape
+        assert pred.pred_no_target.tolist() == [False]
+        probs = pred.pred_probs
+        assert torch.equal(pred.pred_masks, probs > 0.5)
+        # MMSeg's fields mirror them.
+        assert torch.equal(pred.pred_sem_seg.data.bool(), pred.pred_masks)
+        assert torch.equal(pred.seg_logits.data, probs)
 
 
 def test_dual_perception_option_of_the_mllmseg_head(segmentor_cfg,
@@ -95,8 +96,8 @@ def test_dual_perception_option_of_the_mllmseg_head(segmentor_cfg,
     # <img>, a causal text token, for the first cell).
     cfg['backbone']['image_state_offset'] = 0
     model = MODELS.build(cfg).eval()
-    assert MODELS.build(segmentor_cfg).decode_head.llm_attention_mask(
-        {}, model.backbone) is None
+    assert MODELS.build(segmentor_cfg).decode_head.llm_attention == 'causal'
+    assert model.decode_head.llm_attention == 'dual_perception'
     inputs = model.data_preprocessor(pseudo_collate(
         [_dataset(synthetic_root, 'val', True)[0]]), False)['inputs']
     ids = inputs['input_ids'][0]
@@ -129,11 +130,10 @@ def test_rej_slots_get_no_mask_loss(segmentor_cfg, synthetic_root):
     masks = model._gt_masks_for_seg_slots(out, [sample['data_samples']])
     assert len(masks) == 1
     # Same sample with its expression marked as no-target: [REJ] instead.
-    from mmrefseg.datasets.transforms import BuildConversation
-    conv = BuildConversation(TOK, NUM_IMAGE_TOKENS)
-    res = conv(dict(texts=['x'], no_target=np.array([True]), num_tiles=1))
-    sample['inputs']['input_ids'] = torch.from_numpy(res['input_ids'])
-    sample['inputs']['labels'] = torch.from_numpy(res['labels'])
+    sample['data_samples'].gt_no_target = torch.tensor([True])
+    data = model.data_preprocessor(pseudo_collate([sample]), True)
+    assert int((data['inputs']['input_ids'] ==
+                model.backbone.rej_token_id).sum()) == 1
     out = model.extract_feat(model.data_preprocessor(
         pseudo_collate([sample]), True)['inputs'])
     assert model._gt_masks_for_seg_slots(out, [sample['data_samples']]) == []
@@ -162,8 +162,8 @@ def test_use_rej_empties_rejected_masks(segmentor_cfg, synthetic_root):
         with torch.no_grad():
             pred = model(**data, mode='predict')[0]
         # threshold -1 makes every pixel foreground unless rejected.
-        assert pred.metainfo['pred_no_target'] == [use_rej]
-        assert bool(pred.pred_sem_seg.data.any()) is (not use_rej)
+        assert pred.pred_no_target.tolist() == [use_rej]
+        assert bool(pred.pred_masks.any()) is (not use_rej)
 
 
 def _paper_gres_sample(root):
@@ -176,15 +176,11 @@ def _paper_gres_sample(root):
                  dict(type='LoadRefImage'),
                  dict(type='LoadRefMasks'),
                  dict(type='InternVLImageTransform', image_size=56),
-                 dict(type='BuildConversation', tokenizer=TOK,
-                      num_image_tokens=NUM_IMAGE_TOKENS,
-                      prompt_style='mllmseg_paper_eval',
-                      reject_no_target=True, test_mode=True),
                  dict(type='PackRefSegInputs'),
              ]))
     for i in range(len(ds)):
         sample = ds[i]
-        gt_nt = list(sample['data_samples'].metainfo['no_target'])
+        gt_nt = sample['data_samples'].gt_no_target.tolist()
         if any(gt_nt) and not all(gt_nt):
             return sample, [bool(f) for f in gt_nt]
     raise AssertionError('no image with both kinds of expressions')
@@ -220,6 +216,9 @@ def test_argmax_teacher_forced_decision_and_reeval(segmentor_cfg,
     from mmrefseg.evaluation.metrics import RefSegMetric
     sample, gt_nt = _paper_gres_sample(synthetic_root)
     torch.manual_seed(0)
+    # The paper protocol's prompt: all sentences, the GT [SEG]/[REJ].
+    segmentor_cfg['backbone']['processor'] = dict(
+        test_prompt_style='mllmseg_paper_eval', test_reject_no_target=True)
     model = MODELS.build(dict(
         segmentor_cfg,
         test_cfg=dict(use_rej=True, rej_decision='argmax_teacher_forced',
@@ -249,7 +248,7 @@ def test_argmax_teacher_forced_decision_and_reeval(segmentor_cfg,
     assert torch.equal(seen[0], ids)
     assert torch.equal(
         seen[1], ids.masked_fill(ids == bb.rej_token_id, bb.seg_token_id))
-    assert pred.metainfo['pred_no_target'] == want
+    assert pred.pred_no_target.tolist() == want
 
     # The masks are those of a plain [SEG]-everywhere pass, for every
     # expression (GT [REJ] ones included).
@@ -316,7 +315,7 @@ def test_resize_probs_follows_mllmseg(segmentor_cfg, synthetic_root):
     data = model.data_preprocessor(pseudo_collate([val[0]]), False)
     with torch.no_grad():
         pred = model(**copy.deepcopy(data), mode='predict')[0]
-        logits = model._mask_logits(model.extract_feat(data['inputs']))
+        logits = torch.cat(model._forward(data['inputs']))
     h, w = pred.metainfo['ori_shape'][:2]
     probs = F.interpolate(logits.float().sigmoid(), size=(h, w),
                           mode='bilinear', align_corners=False)[:, 0]
@@ -376,3 +375,59 @@ def test_auxiliary_head_of_a_seg_free_protocol_needs_a_learned_query(
         MODELS.build(dict(type='RefSegmentor', backbone=tiny_backbone_cfg,
                           decode_head=dict(type='Self1EHead'),
                           auxiliary_head=dict(type='LLMStateAuxHead')))
+
+
+def test_the_segmentor_calls_only_the_declared_interface(segmentor_cfg):
+    """A head must be a BaseRefHead; what it declares reaches the
+    backbone; generation cannot run a non-causal attention policy."""
+    with pytest.raises(TypeError, match='BaseRefHead'):
+        MODELS.build(dict(segmentor_cfg, neck=None,
+                          decode_head=dict(type='LLMStateAuxHead')))
+    cfg = copy.deepcopy(segmentor_cfg)
+    cfg['decode_head']['dual_perception'] = True
+    with pytest.raises(ValueError, match='generate'):
+        MODELS.build(dict(cfg, test_cfg=dict(mode='generate')))
+    model = MODELS.build(cfg)
+    seen = {}
+    forward = model.backbone.forward
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return forward(*args, **kwargs)
+
+    model.backbone.forward = spy
+    ids = torch.tensor([[1, 2]])
+    with pytest.raises(ValueError):  # no image tokens: fails after the spy
+        model.extract_feat(dict(pixel_values=torch.zeros(1, 3, 56, 56),
+                                input_ids=ids))
+    assert seen['llm_attention'] == 'dual_perception'
+    assert seen['uncompressed_vision'] is False
+
+
+def test_no_model_module_imports_datasets_or_hands_heads_the_backbone():
+    """In code (not prose): nothing under mmrefseg/models imports
+    mmrefseg.datasets, and no head names a backbone or a tokenizer."""
+    import ast
+    import glob
+    import os.path as osp
+    root = osp.dirname(osp.dirname(osp.dirname(osp.dirname(
+        osp.abspath(__file__)))))
+    models = osp.join(root, 'mmrefseg', 'models')
+    banned = {'backbone', 'tokenizer'}
+    paths = glob.glob(osp.join(models, '**', '*.py'), recursive=True)
+    assert len(paths) > 20
+    for path in paths:
+        with open(path) as f:
+            tree = ast.parse(f.read())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                assert not (node.module or '').startswith(
+                    'mmrefseg.datasets'), path
+            if isinstance(node, ast.Import):
+                assert not any(a.name.startswith('mmrefseg.datasets')
+                               for a in node.names), path
+            if osp.basename(osp.dirname(path)) != 'heads':
+                continue
+            names = {getattr(node, 'id', None), getattr(node, 'attr', None),
+                     getattr(node, 'arg', None)}
+            assert not names & banned, (path, getattr(node, 'lineno', 0))

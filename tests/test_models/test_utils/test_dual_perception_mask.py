@@ -10,7 +10,7 @@ from mmrefseg.models.utils import (dual_perception_mask,
 from mmrefseg.registry import MODELS
 
 IMG, SEG, PAD = 5, 7, 0
-# The spec's example (self1e.md §2.1): sys, <img>, I1, I2, I3, </img>,
+# A worked example of SELF1E's rule: sys, <img>, I1, I2, I3, </img>,
 # question, "\n", [SEG], ".", <|im_end|>, PAD; "x" = blocked, "." = allowed.
 SPEC_IDS = [10, 3, IMG, IMG, IMG, 4, 11, 12, SEG, 13, 2, PAD]
 SPEC_MATRIX = """

@@ -1,6 +1,5 @@
 # Copyright (c) mmrefseg contributors.
 """SamMaskRefiner on a tiny random transformers SamModel loaded from disk."""
-import os.path as osp
 
 import cv2
 import numpy as np
@@ -138,10 +137,8 @@ def test_empty_mask_skips_sam_and_bad_path_names_it(tmp_path):
         SamMaskRefiner('x', mask_prompt='box')
 
 
-def test_head_refines_with_the_image_on_disk(sam_dir, tmp_path):
+def test_head_refines_with_the_image_of_the_batch(sam_dir):
     image, mask = _image_and_mask()
-    path = osp.join(str(tmp_path), 'img.png')
-    cv2.imwrite(path, image[..., ::-1])
     head = Text4SegHead(grid_size=4, refiner=dict(
         type='SamMaskRefiner', checkpoint=sam_dir, mask_prompt='grid'))
     # SAM is not a submodule: it never enters our checkpoints.
@@ -154,19 +151,19 @@ def test_head_refines_with_the_image_on_disk(sam_dir, tmp_path):
         return refine(img, coarse, grid)
 
     head.refiner.refine = spy
-    from mmseg.structures import SegDataSample
-    sample = SegDataSample(metainfo=dict(img_path=path, ori_shape=(60, 100),
-                                         texts=['thing']))
+    from mmrefseg.structures import RefSegDataSample
+    sample = RefSegDataSample(metainfo=dict(ori_shape=(60, 100)))
+    sample.texts = ['thing']
     answer = ("Sure:\n<seg>thing *2| others *2\n others *4\n others *4\n"
               ' others *4\n</seg>')
-    head.generate_texts = lambda inputs, backbone: [answer]
-    inputs = dict(input_ids=torch.zeros(1, 3, dtype=torch.long))
-    pred = head.predict_mllm(inputs, [sample], backbone=None)[0]
-    assert np.array_equal(seen['img'], image)  # RGB, as loaded for training
+    pred = head.predict_by_answers([answer], [sample], images=[image])[0]
+    assert seen['img'] is image  # the batch's RGB image, never the disk
     assert seen['grid'].tolist()[0] == [True, True, False, False]
     assert seen['coarse'].shape == (60, 100)
-    assert pred.pred_sem_seg.data.shape == (1, 60, 100)
-    assert pred.metainfo['parse_status'] == ['ok']
+    assert pred.masks.shape == (1, 60, 100) and pred.masks.dtype == torch.bool
+    assert pred.status == ['ok']
+    with pytest.raises(ValueError, match='original image'):
+        head.predict_by_answers([answer], [sample])
 
 
 def test_geometry_matches_transformers_sam_processor(sam_dir):

@@ -1,7 +1,8 @@
 # Copyright (c) mmrefseg contributors.
 """Question/answer texts of each method, as the original code writes them.
 
-A prompt style turns a sample's expressions into ``(question, answer)``.
+A prompt style turns a sample's expressions into ``(question, answer)``;
+:class:`InternVLProcessor` picks one by name (``prompt_style``).
 Answers contain one ``[SEG]`` (or ``[REJ]`` for a no-target expression) per
 expression, in expression order; the segmentor relies on that order.
 """
@@ -161,12 +162,6 @@ PROMPT_STYLES: Dict[str, Callable[..., Tuple[str, str]]] = {
     'seg_token': seg_token_prompt,
     'self1e': self1e_prompt,
 }
-
-
-def register_prompt_style(name: str, fn: Callable[..., Tuple[str, str]]
-                          ) -> None:
-    """Add a prompt style usable as ``BuildConversation(prompt_style=name)``."""
-    PROMPT_STYLES[name] = fn
 
 
 def count_slots(answer: str) -> List[str]:
