@@ -1,4 +1,12 @@
 # Copyright (c) mmrefseg contributors.
+from .inference import inference_model, init_model
+from .prediction_io import (masks_to_rles, rles_to_masks, summarize_masks,
+                            write_prediction)
+from .refseg_inferencer import RefSegInferencer
 from .runner import build_runner, resolve_work_dir
 
-__all__ = ['build_runner', 'resolve_work_dir']
+__all__ = [
+    'RefSegInferencer', 'build_runner', 'inference_model', 'init_model',
+    'masks_to_rles', 'resolve_work_dir', 'rles_to_masks', 'summarize_masks',
+    'write_prediction'
+]
