@@ -10,9 +10,16 @@ target, its box and its mask area. ``--out-dir`` also writes the mask PNGs
 and a JSON file with COCO RLE masks.
 """
 import argparse
+import os
 import os.path as osp
 import sys
 from typing import List, Optional
+
+# Idle OpenMP threads sleep instead of spinning: on a busy CPU spinning
+# threads starve each other (docs/experiments.md, threads).
+os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
+
+from mmengine.config import DictAction  # noqa: E402
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -29,25 +36,17 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--device', default=None,
                         help="'cpu', 'cuda', 'cuda:1' (default: cuda if "
                         'available)')
-    parser.add_argument('--cfg-options', nargs='+', default=None,
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='key=value overrides of the config')
     return parser.parse_args(argv)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    from mmengine.config import DictAction  # noqa: F401  (import check)
-
     from mmrefseg.apis import RefSegInferencer
-    cfg_options = None
-    if args.cfg_options:
-        action = DictAction(option_strings=[], dest='x')
-        ns = argparse.Namespace()
-        action(None, ns, args.cfg_options)
-        cfg_options = ns.x
     inferencer = RefSegInferencer(model=args.config, weights=args.checkpoint,
                                   device=args.device,
-                                  cfg_options=cfg_options)
+                                  cfg_options=args.cfg_options)
     result = inferencer(args.image, args.phrases, return_vis=True,
                         out_dir=args.out_dir)
     pred = result['predictions'][0]
