@@ -81,9 +81,12 @@ def build_cfg(args) -> Config:
                  shuffled=dict(val, dataset=control)),
              evaluator=cfg.val_evaluator)
     ]
-    # The hook decides when to stop; no regular validation in between.
+    # The hook decides when to stop and evaluates itself: no regular
+    # validation (the train loop would also run one over the whole val
+    # split when the hook ends training).
     cfg.train_cfg.max_iters = 10**7
-    cfg.train_cfg.val_interval = 10**8
+    cfg.train_cfg.pop('val_interval', None)
+    cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
     if not args.keep_schedule:
         cfg.param_scheduler = [
             s for s in cfg.param_scheduler if s.get('type') == 'LinearLR'
@@ -92,23 +95,35 @@ def build_cfg(args) -> Config:
     return cfg
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    register_all_modules(init_default_scope=False)
-    cfg = build_cfg(args)
+def train_and_evaluate(cfg: Config):
+    """Train under the evaluation hook; return the runner and its rows."""
     ensure_synthetic(cfg.train_dataloader.dataset.data_root)
-    start = time.time()
     runner = Runner.from_cfg(cfg)
     runner.train()
     hook = [h for h in runner.hooks if type(h).__name__ ==
             'TimeBudgetEvalHook'][0]
-    print('\n| train min | iters | cIoU real | cIoU shuffled | gap |')
-    print('|---|---|---|---|---|')
-    for row in hook.rows:
+    return runner, hook.rows
+
+
+def format_table(rows) -> str:
+    """Markdown table of cIoU (real, shuffled, gap) at each mark."""
+    lines = ['| train min | iters | cIoU real | cIoU shuffled | gap |',
+             '|---|---|---|---|---|']
+    for row in rows:
         r = row['real']['refseg/cIoU']
         s = row['shuffled']['refseg/cIoU']
-        print(f'| {row["minutes"]:.1f} | {row["iters"]} | {r:.1f} | {s:.1f} '
-              f'| {r - s:.1f} |')
+        lines.append(f'| {row["minutes"]:.1f} | {row["iters"]} | {r:.1f} | '
+                     f'{s:.1f} | {r - s:.1f} |')
+    return '\n'.join(lines)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    register_all_modules(init_default_scope=False)
+    cfg = build_cfg(args)
+    start = time.time()
+    _, rows = train_and_evaluate(cfg)
+    print('\n' + format_table(rows))
     print(f'\nwall time {(time.time() - start) / 60:.1f} min, '
           f'config {args.config}')
     return 0

@@ -97,7 +97,11 @@ def trigger_visualization_hook(cfg: Config,
     if args.show:
         hook['show'] = True
         hook['wait_time'] = args.wait_time
-    if args.show_dir:
+    if args.show_dir and hook.get('type') in ('RefSegVisualizationHook',
+                                              'mmrefseg.RefSegVisualizationHook'):
+        # One picture per sample, named after the image and sentence ids.
+        hook['out_dir'] = args.show_dir
+    elif args.show_dir:
         if cfg.get('visualizer') is None:
             print_log(
                 '--show-dir ignored: the config has no `visualizer`.',

@@ -152,4 +152,4 @@ default_hooks = dict(
     logger=dict(interval=50),
     # The reference saves every 500 optimizer steps.
     checkpoint=dict(interval=500 * accumulative_counts, max_keep_ckpts=2),
-    visualization=dict(type='SegVisualizationHook', draw=False))
+    visualization=dict(type='RefSegVisualizationHook', draw=False))

@@ -73,4 +73,4 @@ test_cfg = dict(type='TestLoop')
 default_hooks = dict(
     logger=dict(interval=20),
     checkpoint=dict(interval=1000, max_keep_ckpts=1),
-    visualization=dict(type='SegVisualizationHook', draw=False))
+    visualization=dict(type='RefSegVisualizationHook', draw=False))

@@ -4,10 +4,11 @@
 # 'mmrefseg' without custom_imports.
 import mmseg.engine  # noqa: F401
 from .hooks import (CheckpointMatchHook, CheckpointMismatchError,
-                    TimeBudgetEvalHook)
+                    RefSegVisualizationHook, TimeBudgetEvalHook,
+                    TrainProgressBarHook)
 from .optimizers import AutocastOptimWrapper
 
 __all__ = [
     'AutocastOptimWrapper', 'CheckpointMatchHook', 'CheckpointMismatchError',
-    'TimeBudgetEvalHook'
+    'RefSegVisualizationHook', 'TimeBudgetEvalHook', 'TrainProgressBarHook'
 ]

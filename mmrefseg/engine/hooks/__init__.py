@@ -2,9 +2,12 @@
 from .checkpoint_match_hook import (CheckpointMatchHook,
                                     CheckpointMismatchError,
                                     compare_state_dict)
+from .refseg_visualization_hook import RefSegVisualizationHook
 from .time_budget_eval_hook import TimeBudgetEvalHook
+from .train_progress_bar_hook import TrainProgressBarHook
 
 __all__ = [
-    'CheckpointMatchHook', 'CheckpointMismatchError', 'TimeBudgetEvalHook',
+    'CheckpointMatchHook', 'CheckpointMismatchError',
+    'RefSegVisualizationHook', 'TimeBudgetEvalHook', 'TrainProgressBarHook',
     'compare_state_dict'
 ]

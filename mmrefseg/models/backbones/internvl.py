@@ -148,9 +148,12 @@ class InternVLBackbone(BaseModule):
             raise ValueError(
                 f'The tokenizer maps {IMG_CONTEXT_TOKEN} to {ctx} but the '
                 f'model config says image_token_id={self.image_token_id}.')
+        processor = dict(processor or {})
+        # A conversation longer than the LLM's positions is refused by name.
+        processor.setdefault(
+            'max_length', int(self.hf.config.text_config.max_position_embeddings))
         self.processor = InternVLProcessor(self.tokenizer,
-                                           self.num_image_tokens,
-                                           **dict(processor or {}))
+                                           self.num_image_tokens, **processor)
         new_ids = self._add_token_rows(extra_special_tokens)
         self._init_vit_pos_embed()
         self._configure_training(new_ids, freeze_vit, freeze_projector,

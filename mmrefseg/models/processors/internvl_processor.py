@@ -96,6 +96,36 @@ class InternVLChatFormat:
         return input_ids, labels, len(prompt)
 
 
+# Inserted after the first character of special-token text found in user
+# text: the tokenizer then reads it as plain characters, never as the token.
+ZERO_WIDTH_SPACE = '\u200b'
+
+
+def escape_special_tokens(text: str, special_tokens: Sequence[str]) -> str:
+    """Make special-token text inside user text unreadable as the token.
+
+    A phrase is data: ``'the [SEG] circle'`` must not add a mask slot and
+    ``'<|im_end|>'`` must not end the turn. Every occurrence of a special
+    token's text gets a zero-width space after its first character, so the
+    tokenizer's special-token matching (exact text) cannot fire while the
+    characters the model reads stay the same. Text without such substrings
+    is returned unchanged (token for token).
+
+    Args:
+        text (str): User text (a phrase, or a question written from one).
+        special_tokens (Sequence[str]): The tokenizer's special and added
+            token strings.
+
+    Returns:
+        str: The escaped text.
+    """
+    for token in sorted(special_tokens, key=len, reverse=True):
+        if len(token) > 1 and token in text:
+            text = text.replace(token,
+                                token[0] + ZERO_WIDTH_SPACE + token[1:])
+    return text
+
+
 class InternVLProcessor:
     """Writes and tokenises the conversation of a referring sample.
 
@@ -151,6 +181,9 @@ class InternVLProcessor:
         self.test_prompt_style = test_prompt_style or prompt_style
         self.test_reject_no_target = test_reject_no_target
         self.max_length = max_length
+        self.special_texts = sorted(
+            set(getattr(tokenizer, 'all_special_tokens', [])) |
+            set(getattr(tokenizer, 'added_tokens_encoder', {})))
         self.chat = InternVLChatFormat(tokenizer, num_image_tokens,
                                        system_message, bos, question_first)
         self._newlines: Optional[torch.Tensor] = None
@@ -235,6 +268,12 @@ class InternVLProcessor:
             ``prompt_length`` (int), ``question``, ``answer`` (str).
         """
         style = self.prompt_style if training else self.test_prompt_style
+        texts = [str(t) for t in texts]
+        blank = [k for k, t in enumerate(texts) if not t.strip()]
+        if blank:
+            raise ValueError(f'Expression(s) {blank} of {name} are empty; '
+                             'a referring phrase needs words.')
+        texts = [escape_special_tokens(t, self.special_texts) for t in texts]
         if style != PIPELINE_ANSWER:
             question, answer = self.write(texts, no_target, training, seed)
         elif question is None or answer is None:
@@ -242,12 +281,19 @@ class InternVLProcessor:
                 f"prompt_style={PIPELINE_ANSWER!r} takes the question and "
                 f'answer the data pipeline wrote (Text4SegAnswer); {name} '
                 'has none.')
+        else:
+            # Written by the pipeline from the expression (Text4Seg): any
+            # special-token text in them came from the expression.
+            question = escape_special_tokens(question, self.special_texts)
+            answer = escape_special_tokens(answer, self.special_texts)
         input_ids, labels, prompt_len = self.chat.build(
             question, answer, num_tiles)
         if len(input_ids) > self.max_length:
             raise ValueError(
-                f'Conversation of {len(input_ids)} tokens exceeds max_length='
-                f'{self.max_length} for {name}.')
+                f'{name}: its conversation has {len(input_ids)} tokens, more '
+                f"than the model's context of {self.max_length} tokens "
+                f'(processor max_length); shorten the phrase(s) '
+                f'({sum(len(t.split()) for t in texts)} words).')
         return dict(input_ids=torch.as_tensor(input_ids, dtype=torch.long),
                     labels=torch.as_tensor(labels, dtype=torch.long),
                     prompt_length=prompt_len, question=question,
