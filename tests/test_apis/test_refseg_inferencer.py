@@ -123,3 +123,21 @@ def test_init_model_and_inference_model():
     model = init_model(CONFIGS['self1e'], device='cpu')
     pred = inference_model(model, _image(), ['a', 'b'])
     assert pred['masks'].shape == (2, 90, 130)
+
+
+def test_checkpoint_of_another_config_is_refused(inferencers, tmp_path):
+    import torch
+
+    from mmrefseg.engine.hooks import CheckpointMismatchError
+    ckpt = str(tmp_path / 'mllmseg.pth')
+    torch.save(dict(state_dict=inferencers['mllmseg'].model.state_dict()),
+               ckpt)
+    with pytest.raises(CheckpointMismatchError, match='does not match'):
+        RefSegInferencer(CONFIGS['self1e'], weights=ckpt, device='cpu')
+    # the right config loads it and predicts what the source model does
+    same = RefSegInferencer(CONFIGS['mllmseg'], weights=ckpt, device='cpu',
+                            show_progress=False)
+    a = same(_image(), PHRASES[:1])['predictions'][0]['masks']
+    b = inferencers['mllmseg'](_image(), PHRASES[:1])['predictions'][0][
+        'masks']
+    assert (a == b).all()

@@ -17,7 +17,7 @@ def _wrapper(model: nn.Module, **kwargs) -> AutocastOptimWrapper:
 
 def test_forward_runs_in_bf16_and_params_stay_fp32():
     model = nn.Linear(8, 4)
-    wrapper = _wrapper(model)
+    wrapper = _wrapper(model, cpu_fallback=False)
     assert isinstance(wrapper, AutocastOptimWrapper)
     x = torch.randn(3, 8)
     with wrapper.optim_context(model):
@@ -35,7 +35,7 @@ def test_a_regression_learns_under_autocast():
     x = torch.randn(256, 16)
     target = x @ torch.randn(16, 1)
     model = nn.Sequential(nn.Linear(16, 32), nn.GELU(), nn.Linear(32, 1))
-    wrapper = _wrapper(model, clip_grad=dict(max_norm=1.0))
+    wrapper = _wrapper(model, clip_grad=dict(max_norm=1.0), cpu_fallback=False)
     losses = []
     for _ in range(300):
         with wrapper.optim_context(model):
@@ -63,3 +63,19 @@ def test_other_dtypes_are_refused_with_the_alternative(dtype):
         AutocastOptimWrapper(
             optimizer=torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=0.1),
             dtype=dtype)
+
+
+@pytest.mark.parametrize('native', [True, False])
+def test_cpu_without_hardware_bf16_trains_in_float32(monkeypatch, native):
+    import mmrefseg.engine.optimizers.autocast_optim_wrapper as module
+    monkeypatch.setattr(module, 'cpu_has_native_bf16', lambda: native)
+    model = nn.Linear(8, 4)
+    wrapper = _wrapper(model)
+    with wrapper.optim_context(model):
+        inside = model(torch.randn(3, 8))
+    assert inside.dtype == (torch.bfloat16 if native else torch.float32)
+
+
+def test_cpu_flag_detection_reads_the_kernel_flags():
+    import mmrefseg.engine.optimizers.autocast_optim_wrapper as module
+    assert isinstance(module.cpu_has_native_bf16(), bool)
