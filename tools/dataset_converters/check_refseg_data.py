@@ -19,10 +19,10 @@ import argparse
 import sys
 
 from mmengine.config import Config
-from mmengine.utils import ProgressBar
 
 from mmrefseg.datasets.refseg_format import (RefSegChecker,
                                              phrase_budget_from_config)
+from mmrefseg.datasets.refseg_format.progress import progress_callback
 from mmrefseg.utils.tokenizer import build_tokenizer
 
 
@@ -70,9 +70,9 @@ def main() -> int:
         max_tokens=max_tokens, decode_images=not args.no_decode_images)
     with open(args.file, 'rb') as f:
         lines = sum(1 for _ in f)
-    bar = ProgressBar(lines) if lines > 1000 else None
+    progress = progress_callback(lines)
     report = checker.check_file(args.file,
-                                progress=bar.update if bar else None)
+                                progress=progress)
     print()
     print(report.summary_table())
     for issue in report.issues[:args.max_errors_shown]:

@@ -21,10 +21,9 @@ import glob
 import os.path as osp
 import time
 
-from mmengine.utils import ProgressBar
-
 from mmrefseg.datasets.refseg_format import (dump_refseg_jsonl,
                                              mask_folder_to_records)
+from mmrefseg.datasets.refseg_format.progress import progress_callback
 
 
 def parse_args() -> argparse.Namespace:
@@ -48,11 +47,11 @@ def main() -> None:
     args = parse_args()
     start = time.perf_counter()
     total = len(glob.glob(osp.join(args.root, args.phrases_dir, '*.txt')))
-    bar = ProgressBar(total) if total > 1000 else None
+    progress = progress_callback(total)
     records = mask_folder_to_records(
         args.root, images_dir=args.images_dir, masks_dir=args.masks_dir,
         phrases_dir=args.phrases_dir, split=args.split,
-        embed_rle=args.embed_rle, progress=bar.update if bar else None)
+        embed_rle=args.embed_rle, progress=progress)
     count = dump_refseg_jsonl(records, args.out)
     print(f'\nwrote {count} records to {args.out} in '
           f'{time.perf_counter() - start:.1f}s')

@@ -17,11 +17,10 @@ import os
 import os.path as osp
 import time
 
-from mmengine.utils import ProgressBar
-
 from mmrefseg.datasets.refer_io import load_refs_file
 from mmrefseg.datasets.refseg_format import (dump_refseg_jsonl,
                                              refer_to_records)
+from mmrefseg.datasets.refseg_format.progress import progress_callback
 
 
 def parse_args() -> argparse.Namespace:
@@ -44,12 +43,12 @@ def main() -> None:
     args = parse_args()
     start = time.perf_counter()
     total = len(load_refs_file(args.refs))
-    bar = ProgressBar(total) if total > 1000 else None
+    progress = progress_callback(total)
     if osp.dirname(args.out):
         os.makedirs(osp.dirname(args.out), exist_ok=True)
     records = refer_to_records(
         args.refs, args.instances, img_prefix=args.img_prefix,
-        splits=args.splits, progress=bar.update if bar else None)
+        splits=args.splits, progress=progress)
     count = dump_refseg_jsonl(records, args.out)
     print(f'\nwrote {count} records to {args.out} in '
           f'{time.perf_counter() - start:.1f}s')
