@@ -160,7 +160,9 @@ class RefSegChecker:
                 continue
             issues = report.issues
             report.stats['records'] += 1
-            report.stats[f'records of split {rec["split"]}'] += 1
+            split = rec['split']
+            report.stats['records without split' if split is None else
+                         f'records of split {split}'] += 1
             if rec['id'] in seen_ids:
                 issues.append(
                     RecordIssue(line, rec['id'], 'duplicate_id',

@@ -127,6 +127,7 @@ def test_clean_file_passes_and_counts(tmp_path, bad_file):
     assert report.ok, report.issues
     assert report.stats['no-target records'] == 1
     assert report.stats['targets: mask'] == 1
+    assert report.stats['records without split'] == 2
 
 
 def test_tokenizer_counts_tokens_not_words(bad_file):
