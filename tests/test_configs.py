@@ -173,3 +173,90 @@ def test_the_hybrid_tiny_config_says_what_it_departs_from():
     assert _processor(_load(TINY[1])).question_first
     assert hybrid.decode_head.dual_perception
     assert hybrid.auxiliary_head.type == 'LLMStateAuxHead'
+
+
+CUSTOM = [p for p in CONFIGS if p.startswith('configs/custom/')]
+CUSTOM_BASES = {
+    'mllmseg_internvl2_5_1b_custom.py': 'configs/mllmseg/internvl1b_refcoco.py',
+    'mllmseg_internvl2_5_2b_custom.py': 'configs/mllmseg/internvl2b_refcoco.py',
+    'mllmseg_internvl2_5_8b_custom.py': 'configs/mllmseg/internvl8b_refcoco.py',
+    'mllmseg_internvl2_5_8b_released_custom.py':
+    'configs/mllmseg/released/mllmseg_internvl2_5_8b_res.py',
+    'self1e_internvl3_2b_custom.py': 'configs/self1e/internvl3_2b_refcoco.py',
+    'self1e_internvl3_8b_custom.py': 'configs/self1e/internvl3_8b_refcoco.py',
+    'self1e_internvl3_8b_released_custom.py':
+    'configs/self1e/released/self1e_8b.py',
+    'mllmseg_tiny_custom.py': 'configs/mllmseg/mllmseg_hybrid_tiny_synth.py',
+}
+
+
+def _train_sets(dataset):
+    return dataset.datasets if dataset.type == 'MixedReferDataset' else [
+        dataset
+    ]
+
+
+@pytest.mark.parametrize('path', CUSTOM)
+def test_custom_configs_swap_only_the_datasets(path):
+    """configs/custom/*: the method config with RefSegJsonlDataset data;
+    pipelines, model and schedule inherited, not restated."""
+    assert set(CUSTOM_BASES) == {osp.basename(p) for p in CUSTOM}
+    cfg, base = _load(path), _load(CUSTOM_BASES[osp.basename(path)])
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        ours, theirs = cfg[loader].dataset, base[loader].dataset
+        assert ours.pipeline == theirs.pipeline, loader
+        sets = _train_sets(ours) if loader == 'train_dataloader' else [ours]
+        for dataset in sets:
+            assert dataset.type == 'RefSegJsonlDataset'
+            assert dataset.ann_file.endswith('.jsonl')
+            if loader != 'train_dataloader':
+                assert dataset.test_mode
+                assert dict(dataset.data_prefix) == dict(img_path='',
+                                                         mask_path='')
+        if loader == 'train_dataloader':
+            assert [d.get('max_expressions_per_sample', 1) for d in sets] == [
+                t.get('max_expressions_per_sample', 1)
+                for t in _train_sets(theirs)
+            ][:len(sets)]
+    backbone = cfg.model.backbone
+    if 'tiny' not in path:
+        assert backbone.llm_lora and backbone.train_new_token_rows
+        assert backbone.freeze_llm and backbone.freeze_vit
+        assert ('self1e' in path) == bool(backbone.get('vit_lora'))
+        base_model = dict(base.model)
+        if 'released' not in path:
+            assert cfg.model == base_model
+    if 'released' in path:
+        assert cfg.load_from.endswith('-mmrefseg/mmrefseg.pth')
+        assert backbone.init_new_token_rows is False
+
+
+EIGHT_B_CUSTOM = [p for p in CUSTOM if '_8b_' in p]
+
+
+@pytest.mark.parametrize('path', EIGHT_B_CUSTOM)
+def test_8b_custom_configs_build_on_meta_device(path):
+    """The whole RefSegmentor of the 8B custom configs builds without
+    weights; what trains is LoRA + new token rows (+ SELF1E's parts)."""
+    import torch
+    from mmrefseg.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
+    cfg = _load(path)
+    backbone = cfg.model.backbone
+    # No checkpoint on disk: the architecture of the config, the tiny
+    # tokenizer (whose <IMG_CONTEXT> id is 5).
+    backbone.update(pretrained=None,
+                    tokenizer=dict(type='tiny_bpe', vocab_size=1024),
+                    gradient_checkpointing=False)
+    backbone.config.image_token_id = 5
+    with torch.device('meta'):
+        model = MODELS.build(cfg.model)
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    llm = [n for n in trainable if '.language_model.' in n]
+    assert llm and all('.lora_' in n or n.endswith('new_rows') for n in llm)
+    assert any(n == 'backbone.hf.lm_head.new_rows' for n in trainable)
+    text = backbone.config.text_config
+    n_layers = text.num_hidden_layers
+    lora_llm = [n for n in llm if '.lora_A.' in n]
+    assert len(lora_llm) == 7 * n_layers
+    assert any(n.startswith('decode_head.') for n in trainable)

@@ -5,6 +5,7 @@ from .mixed_refer_dataset import MixedReferDataset
 from .refcoco import RefCOCODataset
 from .shuffled_expressions import ShuffledExpressionsDataset
 from .refer_base import BaseReferDataset
+from .refseg_jsonl import RefSegJsonlDataset
 from .refer_io import (UnsafePickleError, safe_load_pickle,
                        segmentation_to_mask, union_mask)
 from .synthetic import generate_synthetic_refer
@@ -12,7 +13,7 @@ from .transforms import *  # noqa: F401,F403
 
 __all__ = [
     'BaseReferDataset', 'GRefCOCODataset', 'MixedReferDataset',
-    'ShuffledExpressionsDataset', 'RefCOCODataset',
+    'ShuffledExpressionsDataset', 'RefCOCODataset', 'RefSegJsonlDataset',
     'UnsafePickleError', 'generate_synthetic_refer', 'safe_load_pickle',
     'segmentation_to_mask', 'union_mask'
 ]

@@ -173,31 +173,57 @@ class BaseReferDataset(BaseDataset):
         records = [
             self._ref_record(ref, images, anns, refs_file) for ref in refs
         ]
+        image_infos = {
+            rec['image_id']: self._image_info(images[rec['image_id']])
+            for rec in records
+        }
+        return self.samples_from_records(records, image_infos)
+
+    def samples_from_records(self, records: List[dict],
+                             image_infos: Dict[Any, dict]) -> List[dict]:
+        """Group ref records into the samples of the mode.
+
+        Shared by every reader whose annotations come as "refs" (one target
+        set, several sentences): the REFER files here, the JSON Lines format
+        of :class:`RefSegJsonlDataset`.
+
+        Args:
+            records (list[dict]): One per ref, with ``ref_id``, ``image_id``,
+                ``ann_ids``, ``no_target``, ``bbox``, ``segmentations`` and
+                ``sentences`` (list of ``(sent_id, text)``), in file order.
+            image_infos (dict): ``image_id`` -> the image part of a sample
+                (``img_path``, ``img_id``, ``height``, ``width``,
+                ``dataset_name``).
+
+        Returns:
+            list[dict]: Samples; training ones keep their candidate refs under
+            ``_refs`` until :meth:`get_data_info` draws the expressions.
+        """
         if self.test_mode and self.test_grouping == 'expression':
             return [
                 dict(
-                    self._image_info(images[rec['image_id']]),
+                    image_infos[rec['image_id']],
                     expressions=[self._expression(rec, sent_id, text)])
                 for rec in records for sent_id, text in rec['sentences']
             ]
         if not self.test_mode and self.max_expressions_per_sample == 1:
             return [
-                dict(self._image_info(images[rec['image_id']]), _refs=[rec])
+                dict(image_infos[rec['image_id']], _refs=[rec])
                 for rec in records
             ]
-        by_image: Dict[int, List[dict]] = OrderedDict()
+        by_image: Dict[Any, List[dict]] = OrderedDict()
         for rec in records:
             by_image.setdefault(rec['image_id'], []).append(rec)
         if self.test_mode:
             return [
-                dict(self._image_info(images[image_id]),
+                dict(image_infos[image_id],
                      expressions=[
                          self._expression(rec, sent_id, text)
                          for rec in recs for sent_id, text in rec['sentences']
                      ]) for image_id, recs in by_image.items()
             ]
         return [
-            dict(self._image_info(images[image_id]), _refs=recs)
+            dict(image_infos[image_id], _refs=recs)
             for image_id, recs in by_image.items()
         ]
 

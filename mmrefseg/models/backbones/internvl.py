@@ -240,15 +240,18 @@ class InternVLBackbone(BaseModule):
         if vit_lora:
             self._inject_lora(model.vision_tower, vit_lora, VIT_LORA_TARGETS)
         if freeze_llm and train_new_token_rows and new_ids:
+            # The head is reached as ``self.hf.lm_head`` whatever the LLM
+            # family, never by a family's own name (the released MLLMSeg
+            # GRES code froze Qwen2's head by naming InternLM2's ``output``).
             emb = self.hf.get_input_embeddings()
             tied = self.hf.get_output_embeddings().weight is emb.weight
-            self.hf.set_input_embeddings(NewTokenEmbedding(emb, new_ids))
-            if not tied:
-                self.hf.lm_head = NewTokenLMHead(self.hf.lm_head, new_ids)
-            else:
-                print_log(
-                    'Tied input/output embeddings: only the input rows of the '
-                    'new tokens are trained.', logger='current')
+            new_emb = NewTokenEmbedding(emb, new_ids)
+            self.hf.set_input_embeddings(new_emb)
+            head = NewTokenLMHead(self.hf.lm_head, new_ids)
+            if tied:
+                # One set of rows serves both uses, as the tie says.
+                head.new_rows = new_emb.new_rows
+            self.hf.lm_head = head
 
     @staticmethod
     def _inject_lora(module: nn.Module, lora_cfg: dict,
