@@ -1,4 +1,8 @@
 # Copyright (c) mmrefseg contributors.
-from .runner import build_runner, resolve_work_dir
+from .runner import (build_runner, prepare_cpu_distributed, resolve_work_dir,
+                     use_tolerant_eval_loops)
 
-__all__ = ['build_runner', 'resolve_work_dir']
+__all__ = [
+    'build_runner', 'prepare_cpu_distributed', 'resolve_work_dir',
+    'use_tolerant_eval_loops'
+]

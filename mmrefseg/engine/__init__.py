@@ -4,6 +4,10 @@
 # 'mmrefseg' without custom_imports.
 import mmseg.engine  # noqa: F401
 from .hooks import TimeBudgetEvalHook
+from .loops import TolerantTestLoop, TolerantValLoop
 from .optimizers import AutocastOptimWrapper
 
-__all__ = ['AutocastOptimWrapper', 'TimeBudgetEvalHook']
+__all__ = [
+    'AutocastOptimWrapper', 'TimeBudgetEvalHook', 'TolerantTestLoop',
+    'TolerantValLoop'
+]
