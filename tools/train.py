@@ -13,6 +13,7 @@ otherwise with :meth:`mmengine.runner.Runner.from_cfg`.
 import argparse
 import logging
 import os
+import os.path as osp
 from typing import List, Optional
 
 from mmengine.config import Config, DictAction
@@ -159,8 +160,8 @@ def resolve_resume(cfg: Config, resume: bool) -> bool:
     if cfg.get('load_from') is not None:
         check_checkpoint_exists(cfg.load_from, '--resume: load_from')
         return True
-    from mmengine.runner import find_latest_checkpoint
-    if find_latest_checkpoint(cfg.work_dir) is None:
+    # mmengine's find_latest_checkpoint would log its own warning.
+    if not osp.isfile(osp.join(cfg.work_dir, 'last_checkpoint')):
         print_log(
             f'--resume: nothing to resume in {cfg.work_dir} (no '
             'last_checkpoint there); training starts from scratch.',

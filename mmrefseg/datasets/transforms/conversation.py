@@ -179,6 +179,13 @@ class BuildConversation(BaseTransform):
         if self.prompt_style == 'answer':
             question, answer = results['question'], results['answer']
         else:
+            empty = [i for i, t in enumerate(results['texts'])
+                     if not str(t).strip()]
+            if empty:
+                raise ValueError(
+                    f'Empty referring expression (index {empty}) for image '
+                    f"{results.get('img_path')} (ref ids "
+                    f"{results.get('ref_ids')}).")
             rng = np.random.default_rng(np.random.randint(2**31)) \
                 if self.random_templates else None
             question, answer = PROMPT_STYLES[self.prompt_style](

@@ -377,6 +377,7 @@ class InternVLBackbone(BaseModule):
         Returns:
             MLLMOutputs: see :class:`MLLMOutputs`.
         """
+        self._check_context(input_ids)
         bsz = input_ids.shape[0]
         num_tiles = list(num_tiles) if num_tiles is not None else [1] * bsz
         device = input_ids.device
@@ -452,6 +453,16 @@ class InternVLBackbone(BaseModule):
         return F.cross_entropy(logits.float(), target[keep])
 
     @torch.no_grad()
+    def _check_context(self, input_ids: torch.Tensor) -> None:
+        """Refuse sequences longer than the LLM's context: RoPE would run
+        past the positions it was trained on and silently give garbage."""
+        limit = self.hf.config.text_config.max_position_embeddings
+        if input_ids.shape[1] > limit:
+            raise ValueError(
+                f'A conversation of {input_ids.shape[1]} tokens exceeds the '
+                f'LLM context (max_position_embeddings={limit}); shorten the '
+                'expression or use fewer tiles.')
+
     def generate(self, pixel_values: torch.Tensor, input_ids: torch.Tensor,
                  attention_mask: torch.Tensor, **gen_kwargs) -> torch.Tensor:
         """Greedy/sampled generation with KV cache (transformers' own loop).
