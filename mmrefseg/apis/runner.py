@@ -60,7 +60,8 @@ def prepare_cpu_distributed(cfg: Config) -> bool:
       MMEngine finds it initialised and skips its own ``init_dist``;
     * ``model_wrapper_cfg`` (a DDP subclass) gets ``device_ids=None``, which
       is how DDP is told that the module lives on the CPU. A
-      ``FlexibleRunner`` strategy's ``model_wrapper`` gets the same.
+      ``FlexibleRunner`` DDP strategy's ``model_wrapper`` gets the same;
+      FSDP and DeepSpeed strategies are refused with the reason.
 
     Nothing changes with CUDA present, with ``launcher='none'``, or when a
     process group already exists.
@@ -74,7 +75,7 @@ def prepare_cpu_distributed(cfg: Config) -> bool:
     Raises:
         RuntimeError: For a ``slurm``/``mpi`` launcher without CUDA (MMEngine
             sets the CUDA device for those too; use ``torchrun``, i.e.
-            ``tools/dist_train.sh``).
+            ``tools/dist_train.sh``), and for FSDP/DeepSpeed strategies.
     """
     import datetime
 
@@ -90,6 +91,17 @@ def prepare_cpu_distributed(cfg: Config) -> bool:
             f'--launcher {launcher} without a CUDA device is not supported '
             '(MMEngine selects a CUDA device for it); launch CPU processes '
             'with torchrun: bash tools/dist_train.sh CONFIG NUM_PROCESSES')
+    strategy = cfg.get('strategy') or {}
+    flexible = cfg.get('runner_type') == 'FlexibleRunner'
+    if flexible and strategy.get('type') in ('FSDPStrategy',
+                                             'DeepSpeedStrategy'):
+        # torch 2.13's FSDP raises "FSDP needs a non-CPU accelerator
+        # device"; DeepSpeed's CPU accelerator talks oneCCL, not gloo.
+        raise RuntimeError(
+            f"{strategy['type']} needs GPUs (torch's FSDP refuses CPU "
+            'modules; DeepSpeed on CPU needs Intel oneCCL). On CPU use '
+            'the DDP path: the same config without runner_type/strategy '
+            '(docs/scaling.md).')
     env_cfg = cfg.setdefault('env_cfg', {})
     dist_cfg = env_cfg.setdefault('dist_cfg', {})
     if dist_cfg.get('backend', 'nccl') == 'nccl':
@@ -99,8 +111,7 @@ def prepare_cpu_distributed(cfg: Config) -> bool:
         if kwargs.get('timeout') is not None:
             kwargs['timeout'] = datetime.timedelta(seconds=kwargs['timeout'])
         torch_dist.init_process_group(backend=dist_cfg['backend'], **kwargs)
-    strategy = cfg.get('strategy')
-    if cfg.get('runner_type') == 'FlexibleRunner' and strategy is not None:
+    if flexible and strategy:
         wrapper = strategy.get('model_wrapper')
         if wrapper is None and strategy.get('type') in (
                 None, 'DDPStrategy'):

@@ -3,11 +3,12 @@
 # importing them here makes them visible to configs with default_scope
 # 'mmrefseg' without custom_imports.
 import mmseg.engine  # noqa: F401
+from .fsdp import ShardedGradOptimWrapper, layer_wrap_policy
 from .hooks import TimeBudgetEvalHook
 from .loops import TolerantTestLoop, TolerantValLoop
 from .optimizers import AutocastOptimWrapper
 
 __all__ = [
-    'AutocastOptimWrapper', 'TimeBudgetEvalHook', 'TolerantTestLoop',
-    'TolerantValLoop'
+    'AutocastOptimWrapper', 'ShardedGradOptimWrapper', 'TimeBudgetEvalHook',
+    'TolerantTestLoop', 'TolerantValLoop', 'layer_wrap_policy'
 ]
