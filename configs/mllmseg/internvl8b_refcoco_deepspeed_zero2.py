@@ -9,10 +9,11 @@
 # states and gradients are partitioned over the GPUs; the frozen weights
 # stay a bf16 replica. This is the seed implementations' setup.
 #
-# Not run on CPU: DeepSpeed's CPU accelerator needs Intel's extension for
-# PyTorch and its oneCCL bindings for communication (it does not use
-# gloo), which are not CPU-only PyPI dependencies of this project, and its
-# fused Adam/ZeRO kernels are compiled for CUDA.
+# Not run on CPU: MMEngine 0.10's DeepSpeedStrategy.setup_distributed always
+# calls init_dist, which calls torch.cuda.set_device before creating the
+# process group (no CPU path, unlike the DDP fix in mmrefseg/apis/runner.py),
+# and DeepSpeed is not installed on the CPU machines. tools/train.py says
+# so at start.
 _base_ = ['./internvl8b_refcoco.py']
 runner_type = 'FlexibleRunner'
 strategy = dict(

@@ -96,12 +96,13 @@ def prepare_cpu_distributed(cfg: Config) -> bool:
     if flexible and strategy.get('type') in ('FSDPStrategy',
                                              'DeepSpeedStrategy'):
         # torch 2.13's FSDP raises "FSDP needs a non-CPU accelerator
-        # device"; DeepSpeed's CPU accelerator talks oneCCL, not gloo.
+        # device"; MMEngine's DeepSpeedStrategy always calls init_dist,
+        # which calls torch.cuda.set_device.
         raise RuntimeError(
             f"{strategy['type']} needs GPUs (torch's FSDP refuses CPU "
-            'modules; DeepSpeed on CPU needs Intel oneCCL). On CPU use '
-            'the DDP path: the same config without runner_type/strategy '
-            '(docs/scaling.md).')
+            "modules; MMEngine's DeepSpeedStrategy sets a CUDA device). On "
+            'CPU use the DDP path: the same recipe without runner_type/'
+            'strategy (docs/scaling.md).')
     env_cfg = cfg.setdefault('env_cfg', {})
     dist_cfg = env_cfg.setdefault('dist_cfg', {})
     if dist_cfg.get('backend', 'nccl') == 'nccl':
