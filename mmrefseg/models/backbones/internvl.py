@@ -454,10 +454,17 @@ class InternVLBackbone(BaseModule):
 
     @torch.no_grad()
     def _check_context(self, input_ids: torch.Tensor) -> None:
-        """Refuse sequences longer than the LLM's context: RoPE would run
-        past the positions it was trained on and silently give garbage."""
-        limit = self.hf.config.text_config.max_position_embeddings
-        if input_ids.shape[1] > limit:
+        """Refuse sequences longer than the LLM's context: plain RoPE would
+        run past the positions it was trained on and silently give garbage.
+        Scaled RoPE (InternLM2's dynamic NTK, YaRN, ...) extends the
+        context, so those models are let through."""
+        text_cfg = self.hf.config.text_config
+        rope = getattr(text_cfg, 'rope_parameters', None) or getattr(
+            text_cfg, 'rope_scaling', None) or {}
+        rope_type = rope.get('rope_type', rope.get('type', 'default')) \
+            if isinstance(rope, dict) else 'default'
+        limit = text_cfg.max_position_embeddings
+        if rope_type == 'default' and input_ids.shape[1] > limit:
             raise ValueError(
                 f'A conversation of {input_ids.shape[1]} tokens exceeds the '
                 f'LLM context (max_position_embeddings={limit}); shorten the '
