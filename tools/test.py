@@ -20,7 +20,10 @@ from typing import List, Optional
 from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.logging import print_log
 
-from mmrefseg.apis import build_runner, resolve_work_dir
+from mmrefseg.apis import (build_runner, resolve_work_dir,
+                           use_tolerant_eval_loops)
+from mmrefseg.apis.config_checks import (check_cfg_options,
+                                         check_checkpoint_exists)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -59,6 +62,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='override settings of the config, xxx=yyy pairs merged into it; '
         'a list is written key="[a,b]" or key=a,b, nested tuples as '
         'key="[(a,b),(c,d)]" (quotes needed, no white space)')
+    parser.add_argument(
+        '--fail-on-bad-data',
+        action='store_true',
+        help='end the evaluation at the first batch that cannot be loaded; '
+        'by default such batches are skipped, reported and listed in '
+        '<log_dir>/skipped_batches_<stage>.json, and the metrics of the '
+        'rest are still computed')
     parser.add_argument(
         '--launcher',
         choices=['none', 'pytorch', 'slurm', 'mpi'],
@@ -149,12 +159,16 @@ def build_cfg(args: argparse.Namespace) -> Config:
     Returns:
         Config: The config to build the runner from.
     """
+    check_checkpoint_exists(args.checkpoint, 'checkpoint')
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
+        check_cfg_options(cfg, args.cfg_options)
         cfg.merge_from_dict(args.cfg_options)
     # work_dir: command line > config > ./work_dirs/<config name>
     resolve_work_dir(cfg, args.config, args.work_dir)
+    if not args.fail_on_bad_data:
+        use_tolerant_eval_loops(cfg)
     cfg.load_from = args.checkpoint
     if args.show or args.show_dir:
         trigger_visualization_hook(cfg, args)

@@ -13,12 +13,16 @@ otherwise with :meth:`mmengine.runner.Runner.from_cfg`.
 import argparse
 import logging
 import os
+import os.path as osp
 from typing import List, Optional
 
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 
-from mmrefseg.apis import build_runner, resolve_work_dir
+from mmrefseg.apis import (build_runner, resolve_work_dir,
+                           use_tolerant_eval_loops)
+from mmrefseg.apis.config_checks import (check_cfg_options,
+                                         check_checkpoint_exists)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -53,6 +57,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='override settings of the config, xxx=yyy pairs merged into it; '
         'a list is written key="[a,b]" or key=a,b, nested tuples as '
         'key="[(a,b),(c,d)]" (quotes needed, no white space)')
+    parser.add_argument(
+        '--fail-on-bad-data',
+        action='store_true',
+        help='end the evaluation at the first batch that cannot be loaded; '
+        'by default such batches are skipped, reported and listed in '
+        '<log_dir>/skipped_batches_<stage>.json, and the metrics of the '
+        'rest are still computed')
     parser.add_argument(
         '--launcher',
         choices=['none', 'pytorch', 'slurm', 'mpi'],
@@ -116,13 +127,48 @@ def build_cfg(args: argparse.Namespace) -> Config:
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
+        check_cfg_options(cfg, args.cfg_options)
         cfg.merge_from_dict(args.cfg_options)
     # work_dir: command line > config > ./work_dirs/<config name>
     resolve_work_dir(cfg, args.config, args.work_dir)
+    if not args.fail_on_bad_data:
+        use_tolerant_eval_loops(cfg)
     if args.amp:
         apply_amp(cfg)
-    cfg.resume = args.resume
+    cfg.resume = resolve_resume(cfg, args.resume)
     return cfg
+
+
+def resolve_resume(cfg: Config, resume: bool) -> bool:
+    """Whether the runner should resume, with one message when it cannot.
+
+    ``--resume`` resumes from ``load_from`` when the config sets one (which
+    must exist), else from the ``last_checkpoint`` that CheckpointHook
+    writes in the work_dir. With neither, MMEngine would warn "Did not find
+    last_checkpoint" and then log "Auto resumed from ... None"; here one
+    line says there is nothing to resume and training starts from scratch.
+
+    Args:
+        cfg (Config): The config with its final ``work_dir``.
+        resume (bool): ``--resume``.
+
+    Returns:
+        bool: The value for ``cfg.resume``.
+    """
+    if not resume:
+        return False
+    if cfg.get('load_from') is not None:
+        check_checkpoint_exists(cfg.load_from, '--resume: load_from')
+        return True
+    # mmengine's find_latest_checkpoint would log its own warning.
+    if not osp.isfile(osp.join(cfg.work_dir, 'last_checkpoint')):
+        print_log(
+            f'--resume: nothing to resume in {cfg.work_dir} (no '
+            'last_checkpoint there); training starts from scratch.',
+            logger='current',
+            level=logging.WARNING)
+        return False
+    return True
 
 
 def main(argv: Optional[List[str]] = None) -> None:

@@ -3,10 +3,13 @@ from .inference import inference_model, init_model
 from .prediction_io import (masks_to_rles, rles_to_masks, summarize_masks,
                             write_prediction)
 from .refseg_inferencer import RefSegInferencer
-from .runner import add_checkpoint_match_hook, build_runner, resolve_work_dir
+from .runner import (add_checkpoint_match_hook, build_runner,
+                     prepare_cpu_distributed, resolve_work_dir,
+                     use_tolerant_eval_loops)
 
 __all__ = [
     'RefSegInferencer', 'add_checkpoint_match_hook', 'build_runner',
-    'inference_model', 'init_model', 'masks_to_rles', 'resolve_work_dir',
-    'rles_to_masks', 'summarize_masks', 'write_prediction'
+    'inference_model', 'init_model', 'masks_to_rles',
+    'prepare_cpu_distributed', 'resolve_work_dir', 'rles_to_masks',
+    'summarize_masks', 'use_tolerant_eval_loops', 'write_prediction'
 ]

@@ -129,12 +129,20 @@ def test_train_args_and_config(toy):
     cfg = train.build_cfg(
         train.parse_args([str(toy), '--cfg-options', 'work_dir=wd_cfg']))
     assert cfg.work_dir == 'wd_cfg'
-    cfg = train.build_cfg(
-        train.parse_args([
-            str(toy), '--work-dir', 'wd_cli', '--resume', '--cfg-options',
-            'work_dir=wd_cfg'
-        ]))
-    assert cfg.work_dir == 'wd_cli' and cfg.resume is True
+    resume_args = train.parse_args([
+        str(toy), '--work-dir', 'wd_cli', '--resume', '--cfg-options',
+        'work_dir=wd_cfg'
+    ])
+    # --resume with nothing in the work_dir trains from scratch ...
+    cfg = train.build_cfg(resume_args)
+    assert cfg.work_dir == 'wd_cli' and cfg.resume is False
+    # ... and resumes once CheckpointHook has written last_checkpoint.
+    os.makedirs('wd_cli')
+    ckpt = osp.abspath('wd_cli/iter_2.pth')
+    open(ckpt, 'wb').close()
+    with open('wd_cli/last_checkpoint', 'w') as f:
+        f.write(ckpt)
+    assert train.build_cfg(resume_args).resume is True
 
 
 def test_train_amp(toy):
@@ -190,6 +198,9 @@ def test_test_args_visualization_and_out(toy):
         str(toy), 'ckpt.pth', '--show-dir', 'vis', '--show', '--wait-time',
         '0.5', '--out', 'preds.pkl'
     ])
+    with pytest.raises(FileNotFoundError, match='checkpoint not found: ckpt'):
+        test.build_cfg(args)  # before anything is built
+    open('ckpt.pth', 'wb').close()
     cfg = test.build_cfg(args)
     assert cfg.load_from == 'ckpt.pth'
     assert cfg.work_dir == osp.join('./work_dirs', 'toy_cfg')

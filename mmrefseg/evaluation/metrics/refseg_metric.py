@@ -279,6 +279,23 @@ class RefSegMetric(BaseMetric):
             self._pending = state
             self._num_processed += 1
 
+    def skip_samples(self, num: int) -> None:
+        """Account for ``num`` samples of this rank that were never scored.
+
+        Evaluation loops that skip unreadable batches call this, so that
+        the sampler positions used by :meth:`local_state` to drop padding
+        stay right: the skipped samples still held their positions.
+
+        Args:
+            num (int): Samples skipped after the last processed one.
+        """
+        if num <= 0:
+            return
+        if self._pending is not None:
+            add_state(self._accum, self._pending)
+            self._pending = None
+        self._num_processed += num
+
     def _sample_state(self, sample: dict) -> State:
         """Reduce one sample (one image, K expressions) to a state."""
         pred = as_mask(_field(sample, 'pred_masks', 'pred_sem_seg'))

@@ -149,9 +149,10 @@ class InternVLBackbone(BaseModule):
                 f'The tokenizer maps {IMG_CONTEXT_TOKEN} to {ctx} but the '
                 f'model config says image_token_id={self.image_token_id}.')
         processor = dict(processor or {})
-        # A conversation longer than the LLM's positions is refused by name.
-        processor.setdefault(
-            'max_length', int(self.hf.config.text_config.max_position_embeddings))
+        if self.context_limit is not None:
+            # A conversation longer than the LLM's positions is refused,
+            # naming the sample, before it reaches the model.
+            processor.setdefault('max_length', self.context_limit)
         self.processor = InternVLProcessor(self.tokenizer,
                                            self.num_image_tokens, **processor)
         new_ids = self._add_token_rows(extra_special_tokens)
@@ -409,6 +410,7 @@ class InternVLBackbone(BaseModule):
         Returns:
             MLLMOutputs: see :class:`MLLMOutputs`.
         """
+        self._check_context(input_ids)
         bsz = input_ids.shape[0]
         num_tiles = list(num_tiles) if num_tiles is not None else [1] * bsz
         device = input_ids.device
@@ -533,6 +535,32 @@ class InternVLBackbone(BaseModule):
         return F.cross_entropy(logits.float(), target[keep])
 
     @torch.no_grad()
+    @property
+    def context_limit(self) -> Optional[int]:
+        """Longest conversation the LLM reads correctly, or None.
+
+        Plain RoPE runs past the positions it was trained on and silently
+        gives garbage, so ``max_position_embeddings`` is a hard limit.
+        Scaled RoPE (InternLM2's dynamic NTK, YaRN, ...) extends the
+        context: None (no limit)."""
+        text_cfg = self.hf.config.text_config
+        rope = getattr(text_cfg, 'rope_parameters', None) or getattr(
+            text_cfg, 'rope_scaling', None) or {}
+        rope_type = rope.get('rope_type', rope.get('type', 'default')) \
+            if isinstance(rope, dict) else 'default'
+        if rope_type != 'default':
+            return None
+        return int(text_cfg.max_position_embeddings)
+
+    def _check_context(self, input_ids: torch.Tensor) -> None:
+        """Refuse sequences longer than :attr:`context_limit`."""
+        limit = self.context_limit
+        if limit is not None and input_ids.shape[1] > limit:
+            raise ValueError(
+                f'A conversation of {input_ids.shape[1]} tokens exceeds the '
+                f'LLM context (max_position_embeddings={limit}); shorten the '
+                'expression or use fewer tiles.')
+
     def generate(self, pixel_values: torch.Tensor, input_ids: torch.Tensor,
                  attention_mask: torch.Tensor, **gen_kwargs) -> torch.Tensor:
         """Greedy/sampled generation with KV cache (transformers' own loop).

@@ -145,6 +145,11 @@ class RefSegmentor(AnswerGenerationMixin, RejDecisionMixin,
                              rej_decision='seg_vs_rej',
                              keep_rejected_masks=False, resize='logits',
                              threshold=0.5, max_new_tokens=64)
+        # A misspelt key (test_cfg.treshold) would otherwise be ignored.
+        unknown = sorted(set(test_cfg or {}) - set(self.test_cfg))
+        if unknown:
+            raise ValueError(f'Unknown test_cfg key(s) {unknown}; '
+                             f'RefSegmentor reads {sorted(self.test_cfg)}')
         self.test_cfg.update(test_cfg or {})
         if self.test_cfg['rej_decision'] not in REJ_DECISIONS:
             raise ValueError(f'test_cfg.rej_decision must be one of '
