@@ -17,6 +17,11 @@ import logging
 import os
 from typing import List, Optional
 
+# Idle OpenMP threads sleep instead of spinning, so another busy process
+# slows training down in proportion instead of several-fold (read when torch
+# loads, hence before the imports below; docs/experiments.md, CPU threads).
+os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
+
 from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.logging import print_log
 
