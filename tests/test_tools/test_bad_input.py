@@ -192,24 +192,26 @@ def _phrase_batch(one_sample, text):
 
 
 def test_empty_phrase(one_sample, tiny_model):
-    with pytest.raises(ValueError, match='Empty referring expression'):
-        batch = _phrase_batch(one_sample, '  ')
+    # The model-side processor refuses it, naming the image and ref ids.
+    batch = _phrase_batch(one_sample, '  ')
+    with pytest.raises(ValueError, match=r'Expression\(s\) \[0\] of image '
+                       r'.*synth_\d+\.jpg \(ref ids .*\) are empty'):
         tiny_model.test_step(batch)
 
 
-def test_phrase_of_2000_words(one_sample):
-    # BuildConversation's max_length (8192 tokens) stops it in the worker.
-    with pytest.raises(ValueError, match='exceeds max_length=8192'):
-        _phrase_batch(one_sample, ' '.join(['word'] * 2000))
-
-
-def test_phrase_longer_than_llm_context(one_sample, tiny_model):
-    # Under max_length but over the tiny LLM's 1,024 positions.
+@pytest.mark.parametrize('words', [300, 2000])
+def test_phrase_longer_than_llm_context(one_sample, tiny_model, words):
+    # Over the tiny LLM's 1,024 positions: refused when the conversation is
+    # tokenised (the data preprocessor), naming the sample and the limit.
     limit = tiny_model.backbone.hf.config.text_config.max_position_embeddings
-    batch = _phrase_batch(one_sample, ' '.join(['word'] * 300))
-    assert limit < len(batch['inputs']['input_ids'][0]) < 8192
-    with pytest.raises(ValueError, match=f'max_position_embeddings={limit}'):
+    batch = _phrase_batch(one_sample, ' '.join(['word'] * words))
+    with pytest.raises(ValueError, match=f"model's context of {limit} "
+                       f'tokens .*{words} words'):
         tiny_model.test_step(batch)
+    # The backbone refuses such input_ids too when called directly.
+    with pytest.raises(ValueError, match=f'max_position_embeddings={limit}'):
+        tiny_model.backbone._check_context(
+            torch.zeros(1, limit + 1, dtype=torch.long))
 
 
 # ------------------------------------------------------- configs, CLI, hooks

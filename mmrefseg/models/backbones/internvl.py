@@ -534,7 +534,6 @@ class InternVLBackbone(BaseModule):
         logits = self.lm_logits(hidden[:, :-1][keep])
         return F.cross_entropy(logits.float(), target[keep])
 
-    @torch.no_grad()
     @property
     def context_limit(self) -> Optional[int]:
         """Longest conversation the LLM reads correctly, or None.
@@ -561,6 +560,7 @@ class InternVLBackbone(BaseModule):
                 f'LLM context (max_position_embeddings={limit}); shorten the '
                 'expression or use fewer tiles.')
 
+    @torch.no_grad()
     def generate(self, pixel_values: torch.Tensor, input_ids: torch.Tensor,
                  attention_mask: torch.Tensor, **gen_kwargs) -> torch.Tensor:
         """Greedy/sampled generation with KV cache (transformers' own loop).
