@@ -57,6 +57,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         if pred['no_target'][k]:
             print(f'{phrase!r}: no target')
             continue
+        if pred['areas'][k] == 0:
+            print(f'{phrase!r}: empty mask (no pixel above the threshold)')
+            continue
         box = ', '.join(f'{v:.0f}' for v in pred['boxes'][k])
         print(f'{phrase!r}: box [{box}], area {pred["areas"][k]} px, '
               f'score {pred["scores"][k]:.2f}')
