@@ -10,7 +10,7 @@ from torch import Tensor
 
 from mmrefseg.registry import MODELS
 from ..losses.mask_focal_loss import MaskFocalLoss  # noqa: F401 (registers)
-from ..necks.dsff import TransformerDecoderBlock
+from ..layers import TransformerDecoderBlock
 from ..utils.dual_perception_mask import dual_perception_mask_for
 from ..utils.resized_mask_losses import resized_mask_losses
 
