@@ -3,7 +3,6 @@ import mmseg.datasets  # noqa: F401  (parent registry entries)
 from .grefcoco import GRefCOCODataset
 from .mixed_refer_dataset import MixedReferDataset
 from .refcoco import RefCOCODataset
-from .shuffled_expressions import ShuffledExpressionsDataset
 from .refer_base import BaseReferDataset
 from .refer_io import (UnsafePickleError, safe_load_pickle,
                        segmentation_to_mask, union_mask)
@@ -12,7 +11,7 @@ from .transforms import *  # noqa: F401,F403
 
 __all__ = [
     'BaseReferDataset', 'GRefCOCODataset', 'MixedReferDataset',
-    'ShuffledExpressionsDataset', 'RefCOCODataset',
+    'RefCOCODataset',
     'UnsafePickleError', 'generate_synthetic_refer', 'safe_load_pickle',
     'segmentation_to_mask', 'union_mask'
 ]

@@ -3,7 +3,6 @@
 # importing them here makes them visible to configs with default_scope
 # 'mmrefseg' without custom_imports.
 import mmseg.engine  # noqa: F401
-from .hooks import TimeBudgetEvalHook
 from .optimizers import AutocastOptimWrapper
 
-__all__ = ['AutocastOptimWrapper', 'TimeBudgetEvalHook']
+__all__ = ['AutocastOptimWrapper']

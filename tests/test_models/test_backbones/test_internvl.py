@@ -7,7 +7,8 @@ import torch
 from transformers import InternVLForConditionalGeneration
 
 from mmrefseg.datasets.transforms import BuildConversation
-from mmrefseg.models.backbones import InternVLBackbone, tiny_internvl_config
+from mmrefseg.models.backbones import InternVLBackbone
+from mmrefseg.testing import tiny_internvl_config
 from mmrefseg.models.utils import (NewTokenEmbedding, NewTokenLMHead,
                                    sincos_2d_position_table)
 from mmrefseg.registry import MODELS
