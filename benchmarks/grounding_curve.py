@@ -3,8 +3,9 @@
 evaluate val cIoU with the real expressions and with every expression swapped
 for another object's of the same image (the control).
 
-    python benchmarks/grounding_curve.py configs/mllmseg/mllmseg_tiny_synth.py \
-        --minutes 5 10 15 20 25 30 --val-samples 600
+    python benchmarks/grounding_curve.py \
+        configs/mllmseg/mllmseg_tiny_synth.py --minutes 5 10 15 20 25 30 \
+        --val-samples 600
 
 Prints a table of cIoU (real, shuffled, gap) against training minutes
 (evaluation time excluded). The README quick start runs a short version.

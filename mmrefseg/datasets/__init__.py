@@ -1,11 +1,16 @@
 # Copyright (c) mmrefseg contributors.
 import mmseg.datasets  # noqa: F401  (parent registry entries)
+
 from .grefcoco import GRefCOCODataset
 from .mixed_refer_dataset import MixedReferDataset
 from .refcoco import RefCOCODataset
 from .refer_base import BaseReferDataset
-from .refer_io import (UnsafePickleError, safe_load_pickle,
-                       segmentation_to_mask, union_mask)
+from .refer_io import (
+                       UnsafePickleError,
+                       safe_load_pickle,
+                       segmentation_to_mask,
+                       union_mask,
+)
 from .synthetic import generate_synthetic_refer
 from .transforms import *  # noqa: F401,F403
 

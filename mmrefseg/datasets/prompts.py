@@ -165,7 +165,7 @@ PROMPT_STYLES: Dict[str, Callable[..., Tuple[str, str]]] = {
 
 def register_prompt_style(name: str, fn: Callable[..., Tuple[str, str]]
                           ) -> None:
-    """Add a prompt style usable as ``BuildConversation(prompt_style=name)``."""
+    """Add a prompt style for ``BuildConversation(prompt_style=name)``."""
     PROMPT_STYLES[name] = fn
 
 

@@ -17,7 +17,7 @@ import io
 import json
 import os.path as osp
 import pickle
-from typing import (Any, Callable, Dict, List, NoReturn, Optional, Sequence)
+from typing import Any, Callable, Dict, List, NoReturn, Optional, Sequence
 
 import numpy as np
 from pycocotools import mask as mask_utils

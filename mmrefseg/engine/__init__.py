@@ -3,6 +3,7 @@
 # importing them here makes them visible to configs with default_scope
 # 'mmrefseg' without custom_imports.
 import mmseg.engine  # noqa: F401
+
 from .optimizers import AutocastOptimWrapper
 
 __all__ = ['AutocastOptimWrapper']

@@ -8,9 +8,14 @@ training live here, away from the tokenizer code real models use.
 """
 from transformers import PreTrainedTokenizerBase
 
-from mmrefseg.utils.tokenizer import (IM_END_TOKEN, IM_START_TOKEN,
-                                      IMG_CONTEXT_TOKEN, IMG_END_TOKEN,
-                                      IMG_START_TOKEN, PAD_TOKEN)
+from mmrefseg.utils.tokenizer import (
+    IM_END_TOKEN,
+    IM_START_TOKEN,
+    IMG_CONTEXT_TOKEN,
+    IMG_END_TOKEN,
+    IMG_START_TOKEN,
+    PAD_TOKEN,
+)
 
 # Words the tiny tokenizer learns merges for; anything else still encodes
 # byte by byte, so the corpus only affects sequence length, never coverage.
@@ -19,8 +24,8 @@ TINY_CORPUS_WORDS = (
     'image picture photo please segment can you what where which who show '
     'output mask masks segmentation results result sure they here there '
     'referred object objects shape shapes one ones thing respond '
-    'red green blue yellow orange purple pink cyan white black gray grey brown '
-    'magenta teal circle square triangle star diamond rectangle hexagon '
+    'red green blue yellow orange purple pink cyan white black gray grey '
+    'brown magenta teal circle square triangle star diamond rectangle hexagon '
     'ellipse cross heart left right top bottom upper lower middle center '
     'centre leftmost rightmost topmost bottommost big bigger biggest large '
     'larger largest small smaller smallest tiny huge all two three both '
@@ -74,7 +79,13 @@ def train_tiny_bpe(vocab_size: int) -> PreTrainedTokenizerBase:
         PreTrainedTokenizerBase: a fast tokenizer padding on the right, with
         ``<|im_end|>`` as its end-of-sequence token.
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import (
+        Tokenizer,
+        decoders,
+        models,
+        pre_tokenizers,
+        trainers,
+    )
     from transformers import PreTrainedTokenizerFast
 
     special = list(TINY_SPECIAL_TOKENS)

@@ -13,8 +13,12 @@ import pickle
 
 import pytest
 import torch
-from chat_checkpoints import (SPM_WORDS, make_internlm2_chat,
-                              make_qwen2_chat, save_checkpoint)
+from chat_checkpoints import (
+    SPM_WORDS,
+    make_internlm2_chat,
+    make_qwen2_chat,
+    save_checkpoint,
+)
 from reference_internvl_chat import chat_logits
 from transformers import AutoTokenizer, InternVLForConditionalGeneration
 

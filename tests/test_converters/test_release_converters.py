@@ -10,8 +10,11 @@ import os.path as osp
 
 import pytest
 import torch
-from chat_checkpoints import (make_internlm2_chat, make_qwen2_chat,
-                              save_checkpoint)
+from chat_checkpoints import (
+    make_internlm2_chat,
+    make_qwen2_chat,
+    save_checkpoint,
+)
 from mmengine.runner import load_checkpoint
 
 from mmrefseg.converters import KeyCoverageError

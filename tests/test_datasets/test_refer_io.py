@@ -6,12 +6,18 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-from mmrefseg.datasets.refer_io import (UnsafePickleError,
-                                        find_grefer_refs_path, load_instances,
-                                        load_refs_file, safe_load_pickle,
-                                        select_exact_split, select_refer_split,
-                                        segmentation_to_mask, union_bbox_xyxy,
-                                        union_mask)
+from mmrefseg.datasets.refer_io import (
+    UnsafePickleError,
+    find_grefer_refs_path,
+    load_instances,
+    load_refs_file,
+    safe_load_pickle,
+    segmentation_to_mask,
+    select_exact_split,
+    select_refer_split,
+    union_bbox_xyxy,
+    union_mask,
+)
 
 
 class _Evil:

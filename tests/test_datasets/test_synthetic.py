@@ -12,13 +12,17 @@ import pytest
 
 from mmrefseg.datasets.refer_io import safe_load_pickle, segmentation_to_mask
 from mmrefseg.datasets.synthetic import generate_synthetic_refer
-from mmrefseg.datasets.synthetic_language import (COLOURS, EXPRESSION_KINDS,
-                                                  SHAPES, SceneObject,
-                                                  expression_kind,
-                                                  multi_target_texts,
-                                                  resolve_expression,
-                                                  scene_object_from_ann,
-                                                  single_target_texts)
+from mmrefseg.datasets.synthetic_language import (
+    COLOURS,
+    EXPRESSION_KINDS,
+    SHAPES,
+    SceneObject,
+    expression_kind,
+    multi_target_texts,
+    resolve_expression,
+    scene_object_from_ann,
+    single_target_texts,
+)
 from mmrefseg.datasets.transforms import LoadRefImage
 
 PALETTE = np.array(list(COLOURS.values()), np.float32)

@@ -1,6 +1,5 @@
 # Copyright (c) mmrefseg contributors.
 from mmengine.runner import Runner
-
 from test_engine.test_train_resume import _cfg
 
 

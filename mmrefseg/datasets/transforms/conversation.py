@@ -18,10 +18,16 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 
 from mmrefseg.registry import TRANSFORMS
-from mmrefseg.utils.tokenizer import (IM_END_TOKEN, IM_START_TOKEN,
-                                      IMG_CONTEXT_TOKEN, IMG_END_TOKEN,
-                                      IMG_START_TOKEN, TokenizerCfg,
-                                      build_tokenizer, token_id)
+from mmrefseg.utils.tokenizer import (
+    IM_END_TOKEN,
+    IM_START_TOKEN,
+    IMG_CONTEXT_TOKEN,
+    IMG_END_TOKEN,
+    IMG_START_TOKEN,
+    TokenizerCfg,
+    build_tokenizer,
+    token_id,
+)
 from ..prompts import PROMPT_STYLES
 
 IGNORE_INDEX = -100
@@ -164,7 +170,8 @@ class BuildConversation(BaseTransform):
         # Built lazily so that a pickled pipeline (dataloader workers) does
         # not carry the tokenizer around.
         if self._chat is None:
-            tok = build_tokenizer(self.tokenizer_cfg, self.extra_special_tokens)
+            tok = build_tokenizer(self.tokenizer_cfg,
+                                  self.extra_special_tokens)
             self._chat = InternVLChatFormat(tok, self.num_image_tokens,
                                             self.system_message, self.bos,
                                             self.question_first)

@@ -11,8 +11,14 @@ from mmengine.model import BaseModule
 from transformers import InternVLConfig, InternVLForConditionalGeneration
 
 from mmrefseg.registry import MODELS
-from mmrefseg.utils.tokenizer import (IMG_CONTEXT_TOKEN, REJ_TOKEN, SEG_TOKEN,
-                                      TokenizerCfg, build_tokenizer, token_id)
+from mmrefseg.utils.tokenizer import (
+    IMG_CONTEXT_TOKEN,
+    REJ_TOKEN,
+    SEG_TOKEN,
+    TokenizerCfg,
+    build_tokenizer,
+    token_id,
+)
 from ..utils.new_token_rows import NewTokenEmbedding, NewTokenLMHead
 from ..utils.position_table import sincos_2d_position_table
 from .mllm_outputs import MLLMOutputs
@@ -155,9 +161,9 @@ class InternVLBackbone(BaseModule):
         if pretrained is not None:
             if not osp.isfile(osp.join(pretrained, 'config.json')):
                 raise FileNotFoundError(
-                    f'No HF checkpoint at {pretrained!r}: expected a directory '
-                    'with config.json and model*.safetensors (a native '
-                    'InternVL "-hf" checkpoint, or the output of '
+                    f'No HF checkpoint at {pretrained!r}: expected a '
+                    'directory with config.json and model*.safetensors (a '
+                    'native InternVL "-hf" checkpoint, or the output of '
                     'tools/model_converters/internvl_chat_to_hf.py).')
             print_log(f'Loading InternVL weights from {pretrained}',
                       logger='current')

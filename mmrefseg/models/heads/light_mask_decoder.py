@@ -9,8 +9,8 @@ from mmengine.model import BaseModule
 from torch import Tensor
 
 from mmrefseg.registry import MODELS
-from ..losses.mask_focal_loss import MaskFocalLoss  # noqa: F401 (registers)
 from ..layers import TransformerDecoderBlock
+from ..losses.mask_focal_loss import MaskFocalLoss  # noqa: F401 (registers)
 from ..utils.dual_perception_mask import dual_perception_mask_for
 from ..utils.resized_mask_losses import resized_mask_losses
 

@@ -2,8 +2,11 @@
 import numpy as np
 import pytest
 
-from mmrefseg.datasets.prompts import (count_slots, mllmseg_paper_eval_prompt,
-                                       mllmseg_prompt)
+from mmrefseg.datasets.prompts import (
+    count_slots,
+    mllmseg_paper_eval_prompt,
+    mllmseg_prompt,
+)
 from mmrefseg.datasets.transforms import BuildConversation
 from mmrefseg.utils.tokenizer import build_tokenizer
 

@@ -3,7 +3,6 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from mmrefseg.models.necks import DSFFNeck
 from mmrefseg.registry import MODELS

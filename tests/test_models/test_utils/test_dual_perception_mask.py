@@ -5,8 +5,11 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from mmrefseg.models.utils import (dual_perception_mask,
-                                   dual_perception_mask_for, to_additive_mask)
+from mmrefseg.models.utils import (
+    dual_perception_mask,
+    dual_perception_mask_for,
+    to_additive_mask,
+)
 from mmrefseg.registry import MODELS
 
 IMG, SEG, PAD = 5, 7, 0
