@@ -182,8 +182,12 @@ def test_unknown_and_missing_keys_are_named(tmp_path):
 
 
 def test_converted_tokenizer_matches_sentencepiece(tmp_path):
-    """Only where sentencepiece is installed (it is not a dependency)."""
-    spm = pytest.importorskip('sentencepiece')
+    """The converted fast tokenizer encodes as SentencePiece itself does.
+
+    sentencepiece is a test requirement (not a runtime one): a plain import,
+    so a CI without it fails instead of skipping.
+    """
+    import sentencepiece as spm
     src, dst = tmp_path / 'src', tmp_path / 'dst'
     src.mkdir()
     _, ids = make_internlm2_chat(str(src))
