@@ -64,7 +64,7 @@ PAPER_EVAL = [p for p in CONFIGS if p.endswith('_paper_eval.py')]
 
 @pytest.mark.parametrize('path', PAPER_EVAL)
 def test_paper_eval_configs(path):
-    """MLLMSeg's teacher-forced per-image protocol (spec mllmseg.md §4)."""
+    """MLLMSeg's teacher-forced per-image protocol (its released test)."""
     cfg = _load(path)
     loader = cfg.test_dataloader
     assert loader.batch_size == 1

@@ -1,5 +1,5 @@
 # MLLMSeg on InternVL2.5-8B, GRES on gRefCOCO, evaluated with the papers'
-# protocol (MLLMSeg test_mllmseg_gres.py, spec mllmseg.md §4.2 and §4.4):
+# protocol (MLLMSeg's released test_mllmseg_gres.py):
 # - one sample per image with all its sentences, the teacher-forced answer
 #   written with the GROUND-TRUTH token of each expression ("{s}:[REJ]" for
 #   an empty target, "{s}:[SEG]" otherwise);

@@ -1,5 +1,5 @@
 # MLLMSeg on InternVL2.5-8B, RES, evaluated with the papers' protocol
-# (MLLMSeg test_mllmseg_res.py, spec mllmseg.md §4): one evaluation sample per
+# (MLLMSeg's released test_mllmseg_res.py): one evaluation sample per
 # image carrying every sentence of every ref of that image in the split, one
 # teacher-forced forward over
 #   " What are {s1, s2, ...}in this image? Please output segmentation masks."

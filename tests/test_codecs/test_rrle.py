@@ -25,7 +25,7 @@ from mmrefseg.codecs import (
     sanitize_label,
 )
 
-# The worked example of the spec (section 1.3), output of the reference.
+# Text4Seg's worked R-RLE example, as its reference encoder writes it.
 HORSE = 'white horse'
 HORSE_GRID = np.array(
     [[0, 0, 0, 0], [0, 1, 1, 0], [1, 1, 1, 0], [0, 0, 0, 0]], dtype=bool)

@@ -1,9 +1,9 @@
 # Copyright (c) mmrefseg contributors.
 """Released MLLMSeg / SELF1E -> RefSegmentor: strict key coverage.
 
-State dicts use the released key names and shapes (MLLMSeg §5.3 with d =
-1024 and InternVL2.5-1B's H_llm = 896; SELF1E §1.6 with InternVL3-2B's
-C = 1536); end-to-end runs use the tiny chat checkpoints.
+State dicts use the released key names and shapes (MLLMSeg's decoder with
+d = 1024 and InternVL2.5-1B's H_llm = 896; SELF1E's head with
+InternVL3-2B's C = 1536); end-to-end runs use the tiny chat checkpoints.
 """
 import json
 import os.path as osp

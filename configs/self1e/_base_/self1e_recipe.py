@@ -1,4 +1,4 @@
-# SELF1E recipe shared by every InternVL3 size (spec self1e.md §3):
+# SELF1E recipe shared by every InternVL3 size (SELF1E's training script):
 # LoRA r128/alpha256/dropout 0.05 on the LLM and the ViT, projector (mlp1) and
 # the three new MLPs fully trained; AdamW 1e-4, betas (0.9, 0.95), no weight
 # decay, grad clip 1.0; linear warmup over 100 steps then linear decay to 0;

@@ -3,8 +3,8 @@
 # SELF1E's own protocol, which is per-expression: one conversation per
 # sentence, "What is {s} in this image? Please output segmentation mask."
 # answered "[SEG]." teacher-forced, mask = logit > 0 after the bilinear
-# resize, cIoU = sum I / sum U, gIoU = mean over expressions (spec self1e.md
-# §4). Other splits: --cfg-options test_dataloader.dataset.dataset_name=...
+# resize, cIoU = sum I / sum U, gIoU = mean over expressions (SELF1E's
+# own test). Other splits: --cfg-options test_dataloader.dataset.dataset_name=...
 #
 # SELF1E checkpoints ship no tokenizer: convert with the base model's.
 #   python tools/model_converters/self1e_to_mmrefseg.py \

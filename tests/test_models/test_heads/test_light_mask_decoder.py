@@ -11,7 +11,7 @@ from mmrefseg.models.necks import DSFFNeck
 from mmrefseg.registry import MODELS
 
 # Released ``res_decoder.*`` keys owned by the head, with their 8B shapes
-# (spec section 5.3).
+# (MLLMSeg InternVL2.5-8B checkpoint, d = 1024).
 D, LLM_8B = 1024, 4096
 RELEASED_HEAD_KEYS = {
     'text_down.weight': (D, LLM_8B),

@@ -23,7 +23,7 @@ SPECIAL = ['[SEG]', '[SEGT]']
 
 
 def released_shapes(c: int) -> dict:
-    """``combine_decode_proj*`` keys of the release (spec §1.6)."""
+    """``combine_decode_proj*`` keys of the released SELF1E checkpoints."""
     shapes = {}
     for name, out in (('combine_decode_proj', c), ('combine_decode_proj_all',
                                                    4 * c),
