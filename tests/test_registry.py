@@ -32,7 +32,6 @@ def test_default_scope_mmrefseg_without_custom_imports():
     ]
 
 
-
 def test_testing_scaffolding_and_mmseg_visualizer_resolve_by_name():
     # Benchmark scaffolding lives in mmrefseg.testing, outside the component
     # packages; configs still name it by type through the `locations`.
@@ -50,6 +49,7 @@ def test_testing_scaffolding_and_mmseg_visualizer_resolve_by_name():
         'mmrefseg.testing.shuffled_expressions',
         'mmseg.visualization.local_visualizer'
     ]
+
 
 def test_plain_mmseg_config_with_custom_imports():
     out = _run('''

@@ -36,6 +36,7 @@ TokenizerCfg = Union[str, Dict]
 _CACHE: Dict[str, PreTrainedTokenizerBase] = {}
 _LOCK = threading.Lock()
 
+
 def _load_pretrained(path: str, **kwargs) -> PreTrainedTokenizerBase:
     try:
         tok = AutoTokenizer.from_pretrained(

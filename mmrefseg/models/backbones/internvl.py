@@ -471,4 +471,3 @@ class InternVLBackbone(BaseModule):
             input_ids=input_ids, attention_mask=attention_mask,
             pixel_values=pixel_values.to(self.dtype), **gen_kwargs)
         return out[:, input_ids.shape[1]:]
-
