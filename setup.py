@@ -6,11 +6,18 @@ mmcv must be built with its compiled ops against the already installed torch
 package in an isolated environment it would silently drop the ops. The setup
 script installs it first, so the requirement below is already satisfied.
 """
+import os
 import os.path as osp
+import shutil
+import sys
 
 from setuptools import find_packages, setup
 
 HERE = osp.dirname(osp.abspath(__file__))
+# Shipped inside the package as mmrefseg/.mim/<name>, the layout OpenMMLab
+# packages use (mim finds configs there), so that `pip install` users get
+# the configs and the train/test/converter scripts.
+MIM_FILES = ('configs', 'tools')
 
 
 def read_version() -> str:
@@ -30,6 +37,29 @@ def read_requirements(name: str) -> list:
     return lines
 
 
+def add_mim_extension() -> None:
+    """Copy configs/ and tools/ into mmrefseg/.mim when building a package.
+
+    A wheel or sdist gets real copies; an editable install needs none (the
+    checkout is on the path), and other setup.py commands leave the tree as
+    it is.
+    """
+    building = {'bdist_wheel', 'sdist', 'build', 'build_py', 'install'}
+    if not building & set(sys.argv[1:]):
+        return
+    mim_path = osp.join(HERE, 'mmrefseg', '.mim')
+    os.makedirs(mim_path, exist_ok=True)
+    for name in MIM_FILES:
+        src, dst = osp.join(HERE, name), osp.join(mim_path, name)
+        if osp.islink(dst) or osp.isfile(dst):
+            os.remove(dst)
+        elif osp.isdir(dst):
+            shutil.rmtree(dst)
+        shutil.copytree(src, dst, ignore=shutil.ignore_patterns(
+            '__pycache__', '*.pyc'))
+
+
+add_mim_extension()
 setup(
     name='mmrefseg',
     version=read_version(),
@@ -40,11 +70,13 @@ setup(
     python_requires='>=3.10',
     packages=find_packages(include=['mmrefseg', 'mmrefseg.*']),
     include_package_data=True,
+    package_data={'mmrefseg': [f'.mim/{name}/**/*' for name in MIM_FILES]},
     install_requires=read_requirements('runtime.txt') +
     read_requirements('openmmlab.txt'),
     extras_require={
         'tests': read_requirements('tests.txt'),
         'flash': ['flash-attn>=2.6'],
+        'demo': read_requirements('demo.txt'),
     },
     license='Apache License 2.0',
     zip_safe=False,

@@ -85,8 +85,8 @@ def main() -> None:
                              args.repeat)
                 rows.append((kind, 'legacy' if legacy else 'zip', size,
                              unsafe, safe))
-    print(f'| file | format | MiB | torch.load(weights_only=False) s | '
-          f'load_torch_file s | ratio |')
+    print('| file | format | MiB | torch.load(weights_only=False) s | '
+          'load_torch_file s | ratio |')
     print('|---|---|---|---|---|---|')
     for kind, fmt, size, unsafe, safe in rows:
         print(f'| {kind} | {fmt} | {size:.0f} | {unsafe:.3f} | {safe:.3f} '

@@ -27,8 +27,10 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 from mmrefseg.datasets.refer_io import segmentation_to_mask
-from mmrefseg.datasets.synthetic_language import (EXPRESSION_KINDS,
-                                                  expression_kind)
+from mmrefseg.datasets.synthetic_language import (
+    EXPRESSION_KINDS,
+    expression_kind,
+)
 from mmrefseg.utils import register_all_modules
 
 

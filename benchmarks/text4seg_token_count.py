@@ -23,9 +23,14 @@ from typing import Dict, List
 
 import numpy as np
 
-from mmrefseg.codecs.rrle import (encode_full_descriptors, encode_irle,
-                                  encode_rrle, grid_to_labels, mask_to_grid,
-                                  sanitize_label)
+from mmrefseg.codecs.rrle import (
+    encode_full_descriptors,
+    encode_irle,
+    encode_rrle,
+    grid_to_labels,
+    mask_to_grid,
+    sanitize_label,
+)
 
 FORMATS = (('full descriptors', encode_full_descriptors),
            ('I-RLE', encode_irle), ('R-RLE', encode_rrle))

@@ -18,7 +18,7 @@ def synthetic_root(tmp_path_factory) -> str:
 @pytest.fixture
 def tiny_backbone_cfg() -> dict:
     """A tiny random InternVL backbone config (builds in milliseconds)."""
-    from mmrefseg.models.backbones import tiny_internvl_config
+    from mmrefseg.testing import tiny_internvl_config
     return dict(
         type='InternVLBackbone',
         config=tiny_internvl_config(vit_width=32, vit_layers=2, llm_width=64,

@@ -177,9 +177,12 @@ def test_the_hybrid_tiny_config_says_what_it_departs_from():
 
 CUSTOM = [p for p in CONFIGS if p.startswith('configs/custom/')]
 CUSTOM_BASES = {
-    'mllmseg_internvl2_5_1b_custom.py': 'configs/mllmseg/internvl1b_refcoco.py',
-    'mllmseg_internvl2_5_2b_custom.py': 'configs/mllmseg/internvl2b_refcoco.py',
-    'mllmseg_internvl2_5_8b_custom.py': 'configs/mllmseg/internvl8b_refcoco.py',
+    'mllmseg_internvl2_5_1b_custom.py':
+    'configs/mllmseg/internvl1b_refcoco.py',
+    'mllmseg_internvl2_5_2b_custom.py':
+    'configs/mllmseg/internvl2b_refcoco.py',
+    'mllmseg_internvl2_5_8b_custom.py':
+    'configs/mllmseg/internvl8b_refcoco.py',
     'mllmseg_internvl2_5_8b_released_custom.py':
     'configs/mllmseg/released/mllmseg_internvl2_5_8b_res.py',
     'self1e_internvl3_2b_custom.py': 'configs/self1e/internvl3_2b_refcoco.py',
@@ -239,6 +242,7 @@ def test_8b_custom_configs_build_on_meta_device(path):
     """The whole RefSegmentor of the 8B custom configs builds without
     weights; what trains is LoRA + new token rows (+ SELF1E's parts)."""
     import torch
+
     from mmrefseg.utils import register_all_modules
     register_all_modules(init_default_scope=True)
     cfg = _load(path)

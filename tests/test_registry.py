@@ -32,6 +32,25 @@ def test_default_scope_mmrefseg_without_custom_imports():
     ]
 
 
+def test_testing_scaffolding_and_mmseg_visualizer_resolve_by_name():
+    # Benchmark scaffolding lives in mmrefseg.testing, outside the component
+    # packages; configs still name it by type through the `locations`.
+    out = _run('''
+        from mmengine.registry import init_default_scope
+        init_default_scope('mmrefseg')
+        from mmrefseg.registry import DATASETS, HOOKS, VISUALIZERS
+        for cls in (HOOKS.get('TimeBudgetEvalHook'),
+                    DATASETS.get('ShuffledExpressionsDataset'),
+                    VISUALIZERS.get('SegLocalVisualizer')):
+            print(cls.__module__)
+    ''')
+    assert out.split() == [
+        'mmrefseg.testing.time_budget_eval_hook',
+        'mmrefseg.testing.shuffled_expressions',
+        'mmseg.visualization.local_visualizer'
+    ]
+
+
 def test_plain_mmseg_config_with_custom_imports():
     out = _run('''
         from mmengine.config import Config

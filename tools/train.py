@@ -24,10 +24,15 @@ os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 
-from mmrefseg.apis import (build_runner, resolve_work_dir,
-                           use_tolerant_eval_loops)
-from mmrefseg.apis.config_checks import (check_cfg_options,
-                                         check_checkpoint_exists)
+from mmrefseg.apis import (
+    build_runner,
+    resolve_work_dir,
+    use_tolerant_eval_loops,
+)
+from mmrefseg.apis.config_checks import (
+    check_cfg_options,
+    check_checkpoint_exists,
+)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

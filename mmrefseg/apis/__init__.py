@@ -1,11 +1,19 @@
 # Copyright (c) mmrefseg contributors.
 from .inference import inference_model, init_model
-from .prediction_io import (masks_to_rles, rles_to_masks, summarize_masks,
-                            write_prediction)
+from .prediction_io import (
+                            masks_to_rles,
+                            rles_to_masks,
+                            summarize_masks,
+                            write_prediction,
+)
 from .refseg_inferencer import RefSegInferencer
-from .runner import (add_checkpoint_match_hook, build_runner,
-                     prepare_cpu_distributed, resolve_work_dir,
-                     use_tolerant_eval_loops)
+from .runner import (
+                            add_checkpoint_match_hook,
+                            build_runner,
+                            prepare_cpu_distributed,
+                            resolve_work_dir,
+                            use_tolerant_eval_loops,
+)
 
 __all__ = [
     'RefSegInferencer', 'add_checkpoint_match_hook', 'build_runner',

@@ -10,7 +10,7 @@ tensors) that users can keep, print or dump:
          masks=bool ndarray [K, H, W],        # at the original image size
          scores=[float] * K,                  # see ``summarize_masks``
          no_target=[bool] * K,
-         boxes=[[x1, y1, x2, y2]] * K,        # COCO pixel edges; zeros if empty
+         boxes=[[x1, y1, x2, y2]] * K,        # COCO pixel edges; 0 if empty
          areas=[int] * K,
          parse_status=[str | None] * K)       # Text4Seg's parser; else None
 

@@ -117,8 +117,10 @@ class RefSegInferencer(BaseInferencer):
         if checkpoint is None:
             super()._load_weights_to_model(model, checkpoint, cfg)
             return
-        from mmrefseg.engine.hooks import (CheckpointMismatchError,
-                                           compare_state_dict)
+        from mmrefseg.engine.hooks import (
+            CheckpointMismatchError,
+            compare_state_dict,
+        )
         state = checkpoint.get('state_dict', checkpoint)
         meta = checkpoint.get('meta')
         covers = meta.get('state_dict_covers') if isinstance(meta,
@@ -270,4 +272,3 @@ class RefSegInferencer(BaseInferencer):
                       if return_datasamples else predictions,
                       visualization=visualization if return_vis else [])
         return result
-

@@ -1,11 +1,25 @@
 # Copyright (c) mmrefseg contributors.
 """Text codecs for masks (Text4Seg semantic descriptors, R-RLE)."""
-from .rrle import (BACKGROUND, DEFAULT_ANSWER_TEMPLATE, DEFAULT_GRID_HW,
-                   build_answer, encode_full_descriptors, encode_irle,
-                   encode_mask, encode_rrle, grid_to_labels, mask_to_grid,
-                   sanitize_label)
-from .rrle_decode import (REPAIR_KINDS, STATUS_OK, DecodeResult,
-                          decode_answer, decode_body)
+from .rrle import (
+                   BACKGROUND,
+                   DEFAULT_ANSWER_TEMPLATE,
+                   DEFAULT_GRID_HW,
+                   build_answer,
+                   encode_full_descriptors,
+                   encode_irle,
+                   encode_mask,
+                   encode_rrle,
+                   grid_to_labels,
+                   mask_to_grid,
+                   sanitize_label,
+)
+from .rrle_decode import (
+                   REPAIR_KINDS,
+                   STATUS_OK,
+                   DecodeResult,
+                   decode_answer,
+                   decode_body,
+)
 
 __all__ = [
     'BACKGROUND', 'DEFAULT_ANSWER_TEMPLATE', 'DEFAULT_GRID_HW', 'REPAIR_KINDS',

@@ -13,8 +13,17 @@ from typing import Any, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
-from .rrle import (BACKGROUND, COUNT_SEP, DEFAULT_GRID_HW, RUN_SEP, SEG_END,
-                   SEG_START, check_grid_hw, label_key, sanitize_label)
+from .rrle import (
+    BACKGROUND,
+    COUNT_SEP,
+    DEFAULT_GRID_HW,
+    RUN_SEP,
+    SEG_END,
+    SEG_START,
+    check_grid_hw,
+    label_key,
+    sanitize_label,
+)
 
 # Every repair the decoder can report, most severe first; a result's
 # ``status`` is the most severe one it needed.

@@ -10,8 +10,12 @@ Everything reads third-party weights through :mod:`mmrefseg.fileio`
 :mod:`.weights_io`) and checks key coverage strictly (:mod:`.key_mapping`).
 """
 from .key_mapping import KeyCoverageError, Rule, mapping_table, plan_mapping
-from .weights_io import (ShardedSafetensorsWriter, UnsafeWeightsError,
-                         WeightSource, load_weights_file)
+from .weights_io import (
+                         ShardedSafetensorsWriter,
+                         UnsafeWeightsError,
+                         WeightSource,
+                         load_weights_file,
+)
 
 __all__ = [
     'KeyCoverageError', 'Rule', 'ShardedSafetensorsWriter',

@@ -20,8 +20,12 @@ import torch
 from .internvl_config import build_hf_config, llm_family, read_chat_config
 from .internvl_rules import LLM, chat_rules
 from .key_mapping import MappingPlan, check_shapes, plan_mapping
-from .tokenizer_files import (IMG_CONTEXT, chat_token_summary,
-                              convert_tokenizer, source_token_ids)
+from .tokenizer_files import (
+    IMG_CONTEXT,
+    chat_token_summary,
+    convert_tokenizer,
+    source_token_ids,
+)
 from .weights_io import ShardedSafetensorsWriter, WeightSource
 
 Log = Callable[[str], None]

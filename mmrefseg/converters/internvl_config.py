@@ -146,5 +146,3 @@ def build_hf_config(chat_cfg: dict, image_token_id: int):
         vision_feature_layer=chat_cfg.get('select_layer', -1),
         vision_feature_select_strategy='default',
         tie_word_embeddings=text.tie_word_embeddings)
-
-

@@ -136,8 +136,13 @@ def build_fast_tokenizer(spm: SentencePieceModel,
     Returns:
         tokenizers.Tokenizer: the fast tokenizer.
     """
-    from tokenizers import AddedToken, Tokenizer, decoders, normalizers
-    from tokenizers import processors
+    from tokenizers import (
+        AddedToken,
+        Tokenizer,
+        decoders,
+        normalizers,
+        processors,
+    )
     from tokenizers.models import BPE as BPEModel
     from transformers.convert_slow_tokenizer import generate_merges
 

@@ -21,8 +21,11 @@ import os.path as osp
 import shutil
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from .spm_tokenizer import (build_fast_tokenizer, check_ids,
-                            read_sentencepiece_model)
+from .spm_tokenizer import (
+    build_fast_tokenizer,
+    check_ids,
+    read_sentencepiece_model,
+)
 
 # Tokens of the InternVL chat format whose ids must survive conversion.
 CHAT_TOKENS = ('<img>', '</img>', '<IMG_CONTEXT>', '<|im_start|>',

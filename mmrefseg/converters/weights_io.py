@@ -16,8 +16,11 @@ from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import torch
 
-from mmrefseg.fileio import UnsafeFileError, check_safetensors, \
-    load_weights_file
+from mmrefseg.fileio import (
+    UnsafeFileError,
+    check_safetensors,
+    load_weights_file,
+)
 
 #: Old name of the refusal error, kept for importers (the same class).
 UnsafeWeightsError = UnsafeFileError

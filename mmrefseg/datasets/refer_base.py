@@ -15,8 +15,12 @@ from mmengine.dataset import BaseDataset
 from mmengine.dist import get_rank
 from torch.utils import data as torch_data
 
-from .refer_io import (load_instances, load_refs_file, sentence_text,
-                       union_bbox_xyxy)
+from .refer_io import (
+    load_instances,
+    load_refs_file,
+    sentence_text,
+    union_bbox_xyxy,
+)
 
 COCO_IMG_PREFIX = 'images/mscoco/images/train2014'
 REFCLEF_IMG_PREFIX = 'images/saiapr_tc-12'

@@ -6,11 +6,20 @@ from mmengine.logging import print_log
 
 from mmrefseg.registry import DATASETS
 from .refer_base import BaseReferDataset
-from .refseg_format.records import (RefSegFormatError, load_refseg_jsonl,
-                                    resolve_path)
-from .refseg_format.targets import (box_polygon, mask_box_xyxy, mask_to_rle,
-                                    read_image_size, read_mask_png,
-                                    target_box_xyxy, union_box_xyxy)
+from .refseg_format.records import (
+    RefSegFormatError,
+    load_refseg_jsonl,
+    resolve_path,
+)
+from .refseg_format.targets import (
+    box_polygon,
+    mask_box_xyxy,
+    mask_to_rle,
+    read_image_size,
+    read_mask_png,
+    target_box_xyxy,
+    union_box_xyxy,
+)
 
 BOX_ONLY_MODES = ('skip', 'box_mask')
 

@@ -31,9 +31,15 @@ import cv2
 import numpy as np
 
 from .refer_io import segmentation_to_mask
-from .synthetic_language import (COLOURS, SHAPES, SceneObject,
-                                 multi_target_texts, no_target_texts,
-                                 scene_object_from_ann, single_target_texts)
+from .synthetic_language import (
+    COLOURS,
+    SHAPES,
+    SceneObject,
+    multi_target_texts,
+    no_target_texts,
+    scene_object_from_ann,
+    single_target_texts,
+)
 
 IMG_PREFIX = 'images/synthetic'
 REFER_NAME = 'synthrefcoco'

@@ -8,11 +8,20 @@ unrestricted unpickler. See ``docs/safety.md``.
 """
 from .errors import NotACheckpointError, UnsafeFileError
 from .file_format import sniff_format
-from .restricted_unpickler import (CHECKPOINT, PLAIN_DATA, PickleProfile,
+from .restricted_unpickler import (
+                                   CHECKPOINT,
+                                   PLAIN_DATA,
+                                   PickleProfile,
                                    RestrictedUnpickler,
-                                   restricted_pickle_module)
-from .safe_load import (check_safetensors, install_mmengine_checkpoint_loader,
-                        load_plain_pickle, load_torch_file, load_weights_file)
+                                   restricted_pickle_module,
+)
+from .safe_load import (
+                                   check_safetensors,
+                                   install_mmengine_checkpoint_loader,
+                                   load_plain_pickle,
+                                   load_torch_file,
+                                   load_weights_file,
+)
 
 __all__ = [
     'CHECKPOINT', 'NotACheckpointError', 'PLAIN_DATA', 'PickleProfile',

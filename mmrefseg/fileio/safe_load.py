@@ -37,8 +37,12 @@ import torch
 
 from . import file_format as fmt
 from .errors import NotACheckpointError, UnsafeFileError
-from .restricted_unpickler import (CHECKPOINT, PLAIN_DATA, RestrictedUnpickler,
-                                   restricted_pickle_module)
+from .restricted_unpickler import (
+    CHECKPOINT,
+    PLAIN_DATA,
+    RestrictedUnpickler,
+    restricted_pickle_module,
+)
 
 # What torch.load raises for truncated or corrupt bytes (the unpickler's own
 # errors, struct/zip reader errors, bad opcodes and memo keys).

@@ -1,5 +1,6 @@
 # Copyright (c) mmrefseg contributors.
 import mmseg.models  # noqa: F401  (parent registry entries)
+
 from .backbones import *  # noqa: F401,F403
 from .data_preprocessor import RefSegDataPreProcessor
 from .heads import *  # noqa: F401,F403

@@ -1,7 +1,9 @@
 # Copyright (c) mmrefseg contributors.
-from .checkpoint_loading import (UnsafeCheckpointError,
+from .checkpoint_loading import (
+                                 UnsafeCheckpointError,
                                  install_mmengine_checkpoint_loader,
-                                 load_checkpoint_file)
+                                 load_checkpoint_file,
+)
 from .setup_env import register_all_modules
 from .tokenizer import build_tokenizer
 

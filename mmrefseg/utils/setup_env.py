@@ -22,6 +22,7 @@ def register_all_modules(init_default_scope: bool = True) -> None:
     import mmrefseg.engine  # noqa: F401
     import mmrefseg.evaluation  # noqa: F401
     import mmrefseg.models  # noqa: F401
+    import mmrefseg.testing  # noqa: F401  (configs name its hook, dataset)
     import mmrefseg.visualization  # noqa: F401
     mmseg.utils.register_all_modules(init_default_scope=False)
     install_mmengine_checkpoint_loader()

@@ -6,8 +6,12 @@ import numpy as np
 import pycocotools.mask as mask_utils
 import pytest
 
-from mmrefseg.apis.prediction_io import (masks_to_rles, rles_to_masks,
-                                         summarize_masks, write_prediction)
+from mmrefseg.apis.prediction_io import (
+    masks_to_rles,
+    rles_to_masks,
+    summarize_masks,
+    write_prediction,
+)
 
 
 def _masks():

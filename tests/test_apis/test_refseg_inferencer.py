@@ -8,8 +8,12 @@ import cv2
 import numpy as np
 import pytest
 
-from mmrefseg.apis import (RefSegInferencer, inference_model, init_model,
-                           rles_to_masks)
+from mmrefseg.apis import (
+    RefSegInferencer,
+    inference_model,
+    init_model,
+    rles_to_masks,
+)
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = dict(

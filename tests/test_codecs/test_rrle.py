@@ -8,13 +8,24 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from mmrefseg.codecs import (BACKGROUND, REPAIR_KINDS, STATUS_OK,
-                             DecodeResult, build_answer, decode_answer,
-                             decode_body, encode_full_descriptors,
-                             encode_irle, encode_mask, encode_rrle,
-                             grid_to_labels, mask_to_grid, sanitize_label)
+from mmrefseg.codecs import (
+    BACKGROUND,
+    REPAIR_KINDS,
+    STATUS_OK,
+    DecodeResult,
+    build_answer,
+    decode_answer,
+    decode_body,
+    encode_full_descriptors,
+    encode_irle,
+    encode_mask,
+    encode_rrle,
+    grid_to_labels,
+    mask_to_grid,
+    sanitize_label,
+)
 
-# The worked example of the spec (section 1.3), output of the reference.
+# Text4Seg's worked R-RLE example, as its reference encoder writes it.
 HORSE = 'white horse'
 HORSE_GRID = np.array(
     [[0, 0, 0, 0], [0, 1, 1, 0], [1, 1, 1, 0], [0, 0, 0, 0]], dtype=bool)

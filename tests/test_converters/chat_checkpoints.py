@@ -268,8 +268,8 @@ def make_internlm2_chat(root: str, extra_added=('[SEG]', '[REJ]'),
 def make_qwen2_chat(root: str, extra_tokens=('[SEG]', '[REJ]'), tied=False,
                     extra_state=None, seed=1, save_tokenizer=True):
     """A tiny InternVL2.5-1B-like checkpoint; returns (state, token ids)."""
-    from mmrefseg.utils.tokenizer import _train_tiny_bpe
-    tok = _train_tiny_bpe(300)
+    from mmrefseg.testing import train_tiny_bpe
+    tok = train_tiny_bpe(300)
     tok.add_tokens(list(extra_tokens), special_tokens=True)
     if save_tokenizer:
         tok.save_pretrained(root)

@@ -1,17 +1,20 @@
 # Copyright (c) mmrefseg contributors.
 """Released MLLMSeg / SELF1E -> RefSegmentor: strict key coverage.
 
-State dicts use the released key names and shapes (MLLMSeg §5.3 with d =
-1024 and InternVL2.5-1B's H_llm = 896; SELF1E §1.6 with InternVL3-2B's
-C = 1536); end-to-end runs use the tiny chat checkpoints.
+State dicts use the released key names and shapes (MLLMSeg's decoder with
+d = 1024 and InternVL2.5-1B's H_llm = 896; SELF1E's head with
+InternVL3-2B's C = 1536); end-to-end runs use the tiny chat checkpoints.
 """
 import json
 import os.path as osp
 
 import pytest
 import torch
-from chat_checkpoints import (make_internlm2_chat, make_qwen2_chat,
-                              save_checkpoint)
+from chat_checkpoints import (
+    make_internlm2_chat,
+    make_qwen2_chat,
+    save_checkpoint,
+)
 from mmengine.runner import load_checkpoint
 
 from mmrefseg.converters import KeyCoverageError

@@ -13,8 +13,7 @@ import json
 import os.path as osp
 
 from chat_checkpoints import VIT, make_internlm2_chat, make_qwen2_chat
-from test_release_converters import (QUIET, mllmseg_decoder_state,
-                                     self1e_state)
+from test_release_converters import QUIET, mllmseg_decoder_state, self1e_state
 
 from mmrefseg.converters.mllmseg import mllmseg_spec
 from mmrefseg.converters.release import convert_release

@@ -6,11 +6,16 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-from mmrefseg.datasets.refer_io import (find_grefer_refs_path, load_instances,
-                                        load_refs_file, select_exact_split,
-                                        select_refer_split,
-                                        segmentation_to_mask, union_bbox_xyxy,
-                                        union_mask)
+from mmrefseg.datasets.refer_io import (
+    find_grefer_refs_path,
+    load_instances,
+    load_refs_file,
+    segmentation_to_mask,
+    select_exact_split,
+    select_refer_split,
+    union_bbox_xyxy,
+    union_mask,
+)
 from mmrefseg.fileio import UnsafeFileError, load_plain_pickle
 
 

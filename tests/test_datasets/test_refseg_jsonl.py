@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 
 from mmrefseg.datasets import RefSegJsonlDataset
-from mmrefseg.datasets.refseg_format import (RefSegFormatError,
-                                             dump_refseg_jsonl,
-                                             refer_to_records)
+from mmrefseg.datasets.refseg_format import (
+    RefSegFormatError,
+    dump_refseg_jsonl,
+    refer_to_records,
+)
 from mmrefseg.datasets.transforms import LoadRefMasks
 from mmrefseg.registry import DATASETS
 

@@ -11,16 +11,20 @@ import numpy as np
 import pytest
 
 from mmrefseg.datasets.refer_io import segmentation_to_mask
-from mmrefseg.fileio import load_plain_pickle
 from mmrefseg.datasets.synthetic import generate_synthetic_refer
-from mmrefseg.datasets.synthetic_language import (COLOURS, EXPRESSION_KINDS,
-                                                  SHAPES, SceneObject,
-                                                  expression_kind,
-                                                  multi_target_texts,
-                                                  resolve_expression,
-                                                  scene_object_from_ann,
-                                                  single_target_texts)
+from mmrefseg.datasets.synthetic_language import (
+    COLOURS,
+    EXPRESSION_KINDS,
+    SHAPES,
+    SceneObject,
+    expression_kind,
+    multi_target_texts,
+    resolve_expression,
+    scene_object_from_ann,
+    single_target_texts,
+)
 from mmrefseg.datasets.transforms import LoadRefImage
+from mmrefseg.fileio import load_plain_pickle
 
 PALETTE = np.array(list(COLOURS.values()), np.float32)
 NAMES = list(COLOURS)

@@ -7,7 +7,6 @@ import os
 import os.path as osp
 import shutil
 import socket
-import time
 import urllib.request
 
 import cv2

@@ -10,8 +10,7 @@ from mmengine.registry import FUNCTIONS, STRATEGIES
 
 from mmrefseg.apis import prepare_cpu_distributed
 from mmrefseg.engine.fsdp import is_transformer_layer, layer_wrap_policy
-from mmrefseg.engine.fsdp.sharded_optim_wrapper import \
-    sharded_clip_grad_norm_
+from mmrefseg.engine.fsdp.sharded_optim_wrapper import sharded_clip_grad_norm_
 from mmrefseg.registry import MODELS, OPTIM_WRAPPERS
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

@@ -11,7 +11,7 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from mmrefseg.models.backbones import tiny_internvl_config
+from mmrefseg.testing import tiny_internvl_config
 
 CONFIG = osp.join(osp.dirname(__file__), '..', '..', 'configs', 'mllmseg',
                   'mllmseg_hybrid_tiny_synth.py')

@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from mmrefseg.evaluation.metrics.refseg_metric import (LISA_EPS,
-                                                       MLLMSEG_GRES_EPS,
-                                                       RefSegMetric,
-                                                       merge_states)
+from mmrefseg.evaluation.metrics.refseg_metric import (
+    LISA_EPS,
+    MLLMSEG_GRES_EPS,
+    RefSegMetric,
+    merge_states,
+)
 
 EPS = LISA_EPS
 H = W = 4

@@ -11,8 +11,13 @@ converters' readers are in tests/test_converters/test_hostile_weights.py,
 import numpy as np
 import pytest
 import torch
-from malicious_files import (CONTAINERS, Payload, hostile_file,
-                             hostile_state, write_container)
+from malicious_files import (
+    CONTAINERS,
+    Payload,
+    hostile_file,
+    hostile_state,
+    write_container,
+)
 from mmengine.model import BaseModel
 from mmengine.runner import Runner, load_checkpoint
 from torch import nn

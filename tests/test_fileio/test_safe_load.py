@@ -11,9 +11,15 @@ import torch
 from malicious_files import CONTAINERS, Payload, hostile_file
 from safetensors.torch import save_file
 
-from mmrefseg.fileio import (NotACheckpointError, UnsafeFileError,
-                             check_safetensors, load_plain_pickle,
-                             load_torch_file, load_weights_file, sniff_format)
+from mmrefseg.fileio import (
+    NotACheckpointError,
+    UnsafeFileError,
+    check_safetensors,
+    load_plain_pickle,
+    load_torch_file,
+    load_weights_file,
+    sniff_format,
+)
 
 
 @pytest.mark.parametrize('container', CONTAINERS)
@@ -128,8 +134,8 @@ def test_numpy_and_history_buffer_load(tmp_path, legacy):
 
 
 def test_mmengine_save_checkpoint_loads(tmp_path):
-    from mmengine.runner.checkpoint import save_checkpoint
     from mmengine.logging import MessageHub
+    from mmengine.runner.checkpoint import save_checkpoint
     hub = MessageHub.get_instance('sec15_test_hub')
     hub.update_scalar('train/loss', 0.5)
     path = tmp_path / 'iter_1.pth'

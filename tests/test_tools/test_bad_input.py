@@ -16,9 +16,9 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
+from tiny_run_config import write_tiny_config
 
 from mmrefseg.registry import DATASETS, MODELS, TRANSFORMS
-from tiny_run_config import write_tiny_config
 
 SELF1E = 'configs/self1e/self1e_tiny_synth.py'
 MLLMSEG = 'configs/mllmseg/mllmseg_tiny_synth.py'

@@ -26,7 +26,6 @@ import sys
 
 import pytest
 import torch
-
 from tiny_run_config import REPO, write_tiny_config
 
 TINY = 'configs/self1e/self1e_tiny_synth.py'

@@ -5,9 +5,9 @@ import logging
 import os.path as osp
 
 import pytest
+import test_tools_cli
 import torch
 from malicious_files import hostile_file
-import test_tools_cli
 from test_tools_cli import REPO, _run_tool, load_tool
 
 from mmrefseg.engine import CheckpointMismatchError

@@ -3,7 +3,10 @@ import numpy as np
 import pytest
 
 from mmrefseg.visualization.refseg_local_visualizer import (
-    RefSegLocalVisualizer, expression_color, overlay_masks)
+    RefSegLocalVisualizer,
+    expression_color,
+    overlay_masks,
+)
 
 
 def _scene(h=120, w=160):

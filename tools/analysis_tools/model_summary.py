@@ -1,7 +1,8 @@
 # Copyright (c) mmrefseg contributors.
 """Build a config's model (on the meta device by default) and count params.
 
-    python tools/analysis_tools/model_summary.py configs/mllmseg/internvl8b_refcoco.py
+    python tools/analysis_tools/model_summary.py \
+        configs/mllmseg/internvl8b_refcoco.py
 
 With ``--meta`` (default) nothing is allocated and no weights are read: the
 backbone is built from the architecture written in the config. If the

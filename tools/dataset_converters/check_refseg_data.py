@@ -20,8 +20,10 @@ import sys
 
 from mmengine.config import Config
 
-from mmrefseg.datasets.refseg_format import (RefSegChecker,
-                                             phrase_budget_from_config)
+from mmrefseg.datasets.refseg_format import (
+    RefSegChecker,
+    phrase_budget_from_config,
+)
 from mmrefseg.datasets.refseg_format.progress import progress_callback
 from mmrefseg.utils.tokenizer import build_tokenizer
 

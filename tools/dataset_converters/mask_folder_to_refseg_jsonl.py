@@ -21,8 +21,10 @@ import glob
 import os.path as osp
 import time
 
-from mmrefseg.datasets.refseg_format import (dump_refseg_jsonl,
-                                             mask_folder_to_records)
+from mmrefseg.datasets.refseg_format import (
+    dump_refseg_jsonl,
+    mask_folder_to_records,
+)
 from mmrefseg.datasets.refseg_format.progress import progress_callback
 
 

@@ -18,8 +18,7 @@ import os.path as osp
 import time
 
 from mmrefseg.datasets.refer_io import load_refs_file
-from mmrefseg.datasets.refseg_format import (dump_refseg_jsonl,
-                                             refer_to_records)
+from mmrefseg.datasets.refseg_format import dump_refseg_jsonl, refer_to_records
 from mmrefseg.datasets.refseg_format.progress import progress_callback
 
 

@@ -43,9 +43,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def print_mapping() -> None:
-    from mmrefseg.converters.internvl_rules import (hf_llm_rules,
-                                                    internlm2_rules,
-                                                    vision_rules)
+    from mmrefseg.converters.internvl_rules import (
+        hf_llm_rules,
+        internlm2_rules,
+        vision_rules,
+    )
     from mmrefseg.converters.key_mapping import mapping_table
     for title, rules in (('InternViT + mlp1', vision_rules(0)),
                          ('InternLM2 -> Llama', internlm2_rules(None)),

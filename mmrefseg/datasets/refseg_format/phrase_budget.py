@@ -14,8 +14,10 @@ import os.path as osp
 from dataclasses import dataclass
 from typing import Any, Iterator, Optional
 
-from mmrefseg.models.processors.prompts import (MLLMSEG_ANSWERS,
-                                                MLLMSEG_QUESTIONS)
+from mmrefseg.models.processors.prompts import (
+    MLLMSEG_ANSWERS,
+    MLLMSEG_QUESTIONS,
+)
 
 #: Tokens of the chat markup around system/user/assistant turns
 #: (``<|im_start|>role\n ... <|im_end|>\n`` three times, ``<img></img>``).

@@ -19,8 +19,13 @@ from typing import Optional, Sequence, Tuple, Union
 import numpy as np
 from mmcv.transforms import BaseTransform
 
-from mmrefseg.codecs.rrle import (BACKGROUND, CLASS_PLACEHOLDER,
-                                  build_answer, mask_to_grid, sanitize_label)
+from mmrefseg.codecs.rrle import (
+    BACKGROUND,
+    CLASS_PLACEHOLDER,
+    build_answer,
+    mask_to_grid,
+    sanitize_label,
+)
 from mmrefseg.registry import TRANSFORMS
 
 # QUESTION_PARTIAL / ANSWER_PARTIAL of the reference data scripts, verbatim

@@ -1,13 +1,13 @@
 # Copyright (c) mmrefseg contributors.
-from .checkpoint_match_hook import (CheckpointMatchHook,
+from .checkpoint_match_hook import (
+                                    CheckpointMatchHook,
                                     CheckpointMismatchError,
-                                    compare_state_dict)
+                                    compare_state_dict,
+)
 from .refseg_visualization_hook import RefSegVisualizationHook
-from .time_budget_eval_hook import TimeBudgetEvalHook
 from .train_progress_bar_hook import TrainProgressBarHook
 
 __all__ = [
     'CheckpointMatchHook', 'CheckpointMismatchError',
-    'RefSegVisualizationHook', 'TimeBudgetEvalHook', 'TrainProgressBarHook',
-    'compare_state_dict'
+    'RefSegVisualizationHook', 'TrainProgressBarHook', 'compare_state_dict'
 ]

@@ -12,8 +12,14 @@ from transformers import InternVLConfig, InternVLForConditionalGeneration
 
 from mmrefseg.registry import MODELS
 from mmrefseg.structures import MLLMOutputs
-from mmrefseg.utils.tokenizer import (IMG_CONTEXT_TOKEN, REJ_TOKEN, SEG_TOKEN,
-                                      TokenizerCfg, build_tokenizer, token_id)
+from mmrefseg.utils.tokenizer import (
+    IMG_CONTEXT_TOKEN,
+    REJ_TOKEN,
+    SEG_TOKEN,
+    TokenizerCfg,
+    build_tokenizer,
+    token_id,
+)
 from ..processors import InternVLProcessor
 from ..utils.dual_perception_mask import dual_perception_mask_for
 from ..utils.new_token_rows import NewTokenEmbedding, NewTokenLMHead
@@ -176,9 +182,9 @@ class InternVLBackbone(BaseModule):
         if pretrained is not None:
             if not osp.isfile(osp.join(pretrained, 'config.json')):
                 raise FileNotFoundError(
-                    f'No HF checkpoint at {pretrained!r}: expected a directory '
-                    'with config.json and model*.safetensors (a native '
-                    'InternVL "-hf" checkpoint, or the output of '
+                    f'No HF checkpoint at {pretrained!r}: expected a '
+                    'directory with config.json and model*.safetensors (a '
+                    'native InternVL "-hf" checkpoint, or the output of '
                     'tools/model_converters/internvl_chat_to_hf.py).')
             print_log(f'Loading InternVL weights from {pretrained}',
                       logger='current')
@@ -574,36 +580,3 @@ class InternVLBackbone(BaseModule):
             input_ids=input_ids, attention_mask=attention_mask,
             pixel_values=pixel_values.to(self.dtype), **gen_kwargs)
         return out[:, input_ids.shape[1]:]
-
-
-def tiny_internvl_config(vit_width: int = 64,
-                         vit_layers: int = 2,
-                         llm_width: int = 64,
-                         llm_layers: int = 2,
-                         image_size: int = 224,
-                         patch_size: int = 14,
-                         vocab_size: int = 512,
-                         image_token_id: int = 5,
-                         text_model_type: str = 'qwen2') -> dict:
-    """``InternVLConfig`` fields of a tiny random InternVL (tests, CPU runs).
-
-    ``image_token_id`` must match the tokenizer (5 for ``tiny_bpe``).
-    """
-    heads_v = max(1, vit_width // 32)
-    heads_t = max(1, llm_width // 32)
-    return dict(
-        vision_config=dict(
-            hidden_size=vit_width, num_hidden_layers=vit_layers,
-            num_attention_heads=heads_v, intermediate_size=vit_width * 4,
-            image_size=image_size, patch_size=patch_size,
-            norm_type='layer_norm', layer_scale_init_value=1.0),
-        text_config=dict(
-            model_type=text_model_type, vocab_size=vocab_size,
-            hidden_size=llm_width, intermediate_size=llm_width * 4,
-            num_hidden_layers=llm_layers, num_attention_heads=heads_t,
-            num_key_value_heads=max(1, heads_t // 2),
-            max_position_embeddings=2048, tie_word_embeddings=False),
-        image_token_id=image_token_id,
-        image_seq_length=int((image_size // patch_size) * 0.5)**2,
-        downsample_ratio=0.5,
-        tie_word_embeddings=False)

@@ -10,8 +10,8 @@ from torch import Tensor
 
 from mmrefseg.registry import MODELS
 from mmrefseg.structures import MLLMOutputs
+from ..layers import TransformerDecoderBlock
 from ..losses.mask_focal_loss import MaskFocalLoss  # noqa: F401 (registers)
-from ..necks.dsff import TransformerDecoderBlock
 from ..utils.resized_mask_losses import resized_mask_losses
 from .base_ref_head import BaseRefHead
 

@@ -1,4 +1,4 @@
 # Copyright (c) mmrefseg contributors.
-from .dsff import DSFFNeck, DySample, TransformerDecoderBlock
+from .dsff import DSFFNeck
 
-__all__ = ['DSFFNeck', 'DySample', 'TransformerDecoderBlock']
+__all__ = ['DSFFNeck']

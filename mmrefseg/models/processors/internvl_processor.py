@@ -17,9 +17,14 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from mmrefseg.utils.tokenizer import (IM_END_TOKEN, IM_START_TOKEN,
-                                      IMG_CONTEXT_TOKEN, IMG_END_TOKEN,
-                                      IMG_START_TOKEN, token_id)
+from mmrefseg.utils.tokenizer import (
+    IM_END_TOKEN,
+    IM_START_TOKEN,
+    IMG_CONTEXT_TOKEN,
+    IMG_END_TOKEN,
+    IMG_START_TOKEN,
+    token_id,
+)
 from .prompts import PROMPT_STYLES
 
 IGNORE_INDEX = -100

@@ -1,6 +1,9 @@
 # Copyright (c) mmrefseg contributors.
-from .dual_perception_mask import (dual_perception_mask,
-                                   dual_perception_mask_for, to_additive_mask)
+from .dual_perception_mask import (
+                                   dual_perception_mask,
+                                   dual_perception_mask_for,
+                                   to_additive_mask,
+)
 from .line_budget import LineBudget
 from .new_token_rows import NewTokenEmbedding, NewTokenLMHead
 from .pixel_unshuffle import internvl_pixel_unshuffle

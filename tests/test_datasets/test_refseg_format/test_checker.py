@@ -6,8 +6,11 @@ import cv2
 import numpy as np
 import pytest
 
-from mmrefseg.datasets.refseg_format import (ERROR_KINDS, RefSegChecker,
-                                             phrase_budget_from_config)
+from mmrefseg.datasets.refseg_format import (
+    ERROR_KINDS,
+    RefSegChecker,
+    phrase_budget_from_config,
+)
 from mmrefseg.utils.tokenizer import build_tokenizer
 
 TINY = dict(type='tiny_bpe', vocab_size=1024)

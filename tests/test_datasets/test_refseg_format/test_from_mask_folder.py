@@ -5,8 +5,10 @@ import numpy as np
 import pytest
 
 from mmrefseg.datasets import RefSegJsonlDataset
-from mmrefseg.datasets.refseg_format import (dump_refseg_jsonl,
-                                             mask_folder_to_records)
+from mmrefseg.datasets.refseg_format import (
+    dump_refseg_jsonl,
+    mask_folder_to_records,
+)
 from mmrefseg.datasets.transforms import LoadRefMasks
 
 

@@ -4,9 +4,11 @@ import pytest
 
 from mmrefseg.codecs import decode_answer, mask_to_grid
 from mmrefseg.datasets.transforms import Text4SegAnswer
+from mmrefseg.datasets.transforms.text4seg_answer import (
+    TEXT4SEG_ANSWERS,
+    TEXT4SEG_QUESTIONS,
+)
 from mmrefseg.models.processors import InternVLProcessor
-from mmrefseg.datasets.transforms.text4seg_answer import (TEXT4SEG_ANSWERS,
-                                                          TEXT4SEG_QUESTIONS)
 from mmrefseg.utils.tokenizer import build_tokenizer
 
 TOK = dict(type='tiny_bpe', vocab_size=1024)

@@ -5,11 +5,15 @@ import pytest
 import torch
 from transformers import InternVLForConditionalGeneration
 
+from mmrefseg.models.backbones import InternVLBackbone
 from mmrefseg.models.processors import InternVLProcessor
-from mmrefseg.models.backbones import InternVLBackbone, tiny_internvl_config
-from mmrefseg.models.utils import (NewTokenEmbedding, NewTokenLMHead,
-                                   sincos_2d_position_table)
+from mmrefseg.models.utils import (
+    NewTokenEmbedding,
+    NewTokenLMHead,
+    sincos_2d_position_table,
+)
 from mmrefseg.registry import MODELS
+from mmrefseg.testing import tiny_internvl_config
 
 TOK = dict(type='tiny_bpe', vocab_size=1024)
 
@@ -27,9 +31,9 @@ def _batch(bb: InternVLBackbone, answers, tiles=1):
     input_ids = torch.zeros(len(seqs), length, dtype=torch.long)
     lab = torch.full((len(seqs), length), -100)
     mask = torch.zeros(len(seqs), length, dtype=torch.long)
-    for i, (s, l) in enumerate(zip(seqs, labels)):
+    for i, (s, row) in enumerate(zip(seqs, labels)):
         input_ids[i, :len(s)] = s
-        lab[i, :len(l)] = l
+        lab[i, :len(row)] = row
         mask[i, :len(s)] = 1
     size = bb.tile_size
     pixels = torch.randn(len(answers) * tiles, 3, size, size)

@@ -13,8 +13,9 @@ import re
 import pytest
 import torch
 
-from mmrefseg.models.backbones import InternVLBackbone, tiny_internvl_config
+from mmrefseg.models.backbones import InternVLBackbone
 from mmrefseg.models.utils import NewTokenEmbedding, NewTokenLMHead
+from mmrefseg.testing import tiny_internvl_config
 
 TOK = dict(type='tiny_bpe', vocab_size=1024)
 LLM_TARGETS = {'q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj',

@@ -5,8 +5,10 @@ import pytest
 import torch
 
 from mmrefseg.models.processors import InternVLProcessor, count_slots
-from mmrefseg.models.processors.prompts import (mllmseg_paper_eval_prompt,
-                                                mllmseg_prompt)
+from mmrefseg.models.processors.prompts import (
+    mllmseg_paper_eval_prompt,
+    mllmseg_prompt,
+)
 from mmrefseg.utils.tokenizer import build_tokenizer
 
 TOK = dict(type='tiny_bpe', vocab_size=1024)

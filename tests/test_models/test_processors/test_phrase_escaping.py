@@ -4,10 +4,13 @@ conversation's structure; blank and over-long phrases get clear errors."""
 import pytest
 
 from mmrefseg.models.processors import InternVLProcessor
-from mmrefseg.models.processors.internvl_processor import \
-    escape_special_tokens
-from mmrefseg.utils.tokenizer import (IM_END_TOKEN, IMG_CONTEXT_TOKEN,
-                                      build_tokenizer, token_id)
+from mmrefseg.models.processors.internvl_processor import escape_special_tokens
+from mmrefseg.utils.tokenizer import (
+    IM_END_TOKEN,
+    IMG_CONTEXT_TOKEN,
+    build_tokenizer,
+    token_id,
+)
 
 TOK = dict(type='tiny_bpe', vocab_size=1024)
 

@@ -5,15 +5,18 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from mmrefseg.models.utils import (dual_perception_mask,
-                                   dual_perception_mask_for, to_additive_mask)
+from mmrefseg.models.utils import (
+    dual_perception_mask,
+    dual_perception_mask_for,
+    to_additive_mask,
+)
 from mmrefseg.registry import MODELS
 
 IMG, SEG, PAD = 5, 7, 0
 # A worked example of SELF1E's rule: sys, <img>, I1, I2, I3, </img>,
 # question, "\n", [SEG], ".", <|im_end|>, PAD; "x" = blocked, "." = allowed.
-SPEC_IDS = [10, 3, IMG, IMG, IMG, 4, 11, 12, SEG, 13, 2, PAD]
-SPEC_MATRIX = """
+EXAMPLE_IDS = [10, 3, IMG, IMG, IMG, 4, 11, 12, SEG, 13, 2, PAD]
+EXAMPLE_MATRIX = """
 . x x x x x x x x x x x
 . . x x x x x x x x x x
 . . . . . x x x . x x x
@@ -38,20 +41,20 @@ def _causal(length: int) -> torch.Tensor:
     return torch.ones(length, length, dtype=torch.bool).tril()
 
 
-def test_matches_the_spec_matrix():
-    ids = torch.tensor([SPEC_IDS])
+def test_matches_the_self1e_example_matrix():
+    ids = torch.tensor([EXAMPLE_IDS])
     valid = (ids != PAD).long()
     mask = dual_perception_mask(ids, valid, IMG, SEG)
     assert mask.shape == (1, 1, 12, 12) and mask.dtype == torch.bool
-    assert torch.equal(mask[0, 0], _parse(SPEC_MATRIX))
+    assert torch.equal(mask[0, 0], _parse(EXAMPLE_MATRIX))
 
 
 def test_rows_without_seg_stay_causal_and_padding_is_per_row():
     ids = torch.tensor(
-        [SPEC_IDS, [10, 3, IMG, IMG, IMG, 4, 11, 12, 13, 2, PAD, PAD]])
+        [EXAMPLE_IDS, [10, 3, IMG, IMG, IMG, 4, 11, 12, 13, 2, PAD, PAD]])
     valid = torch.tensor([[1] * 11 + [0], [1] * 10 + [0, 0]])
     mask = dual_perception_mask(ids, valid, IMG, SEG)
-    assert torch.equal(mask[0, 0], _parse(SPEC_MATRIX))
+    assert torch.equal(mask[0, 0], _parse(EXAMPLE_MATRIX))
     expected = _causal(12) & valid[1].bool()[None]
     expected |= torch.eye(12, dtype=torch.bool)
     assert torch.equal(mask[1, 0], expected)

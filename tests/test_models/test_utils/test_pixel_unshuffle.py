@@ -13,4 +13,3 @@ def test_pixel_unshuffle_inverts_internvl_pixel_shuffle(tiny_backbone_cfg):
     assert torch.equal(internvl_pixel_unshuffle(shuffled), x)
     # Chunk k = 2*dr + dc holds sub-pixel (dr, dc).
     assert torch.equal(shuffled[0, 1, 2, 9:12], x[0, 3, 5])
-

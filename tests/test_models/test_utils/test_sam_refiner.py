@@ -169,8 +169,9 @@ def test_head_refines_with_the_image_of_the_batch(sam_dir):
 def test_geometry_matches_transformers_sam_processor(sam_dir):
     """Resize, point scaling and mask post-processing as SamProcessor."""
     from transformers import SamProcessor
-    from transformers.models.sam.image_processing_pil_sam import \
-        SamImageProcessorPil
+    from transformers.models.sam.image_processing_pil_sam import (
+        SamImageProcessorPil,
+    )
     processor = SamProcessor(image_processor=SamImageProcessorPil(
         size=dict(longest_edge=SAM_SIZE),
         pad_size=dict(height=SAM_SIZE, width=SAM_SIZE)))

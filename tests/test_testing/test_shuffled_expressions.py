@@ -10,25 +10,6 @@ def _refcoco(root, split, test_mode, **kw):
                 data_prefix=dict(img_path='images/synthetic'), **kw)
 
 
-def test_mixed_dataset_uniform_interleaves_members(synthetic_root):
-    a = _refcoco(synthetic_root, 'train', False)
-    b = _refcoco(synthetic_root, 'val', False)
-    mix = DATASETS.build(dict(type='MixedReferDataset', datasets=[a, b],
-                              pipeline=[dict(type='LoadRefMasks')]))
-    n_a, n_b = (len(d) for d in mix.datasets)
-    assert n_a > n_b
-    assert len(mix) == 2 * n_a
-    assert mix.locate(0) == (0, 0) and mix.locate(1) == (1, 0)
-    # The smaller member wraps around.
-    assert mix.locate(2 * n_b + 1) == (1, 0)
-    sample = mix[1]  # member pipeline empty, shared pipeline applied
-    assert sample['gt_masks'].shape[0] == len(sample['texts'])
-    concat = DATASETS.build(dict(type='MixedReferDataset', datasets=[a, b],
-                                 sampling='concat'))
-    assert len(concat) == n_a + n_b
-    assert concat.locate(n_a) == (1, 0)
-
-
 def test_shuffled_expressions_point_at_another_object(synthetic_root):
     real = DATASETS.build(_refcoco(synthetic_root, 'val', True))
     ctrl = DATASETS.build(dict(type='ShuffledExpressionsDataset',

@@ -1,7 +1,6 @@
 # Copyright (c) mmrefseg contributors.
 from mmengine.runner import Runner
-
-from .test_train_resume import _cfg
+from test_engine.test_train_resume import _cfg
 
 
 def test_marks_evaluate_each_loader_and_stop(synthetic_root, tmp_path):
