@@ -15,6 +15,7 @@ from mmrefseg.registry import MODELS
 from mmrefseg.utils.tokenizer import IM_END_TOKEN, token_id
 from ..backbones.mllm_outputs import MLLMOutputs
 from ..data_preprocessor import RefSegDataPreProcessor
+from ..utils.nearest_upsample import nearest_upsample_grid
 from ..utils.sam_refiner import SamMaskRefiner
 
 SampleList = List[SegDataSample]
@@ -245,14 +246,13 @@ class Text4SegHead(BaseModule):
         Returns:
             Tensor: ``(H, W)`` bool mask. ``'nearest'`` is PyTorch's legacy
             nearest (source index ``floor(dst * in / out)``), as the
-            reference.
+            reference, with integer indices: float32 interpolation reads
+            the previous cell where a border falls on a pixel.
         """
-        x = grid.float()[None, None]
         if self.upsample_mode == 'nearest':
-            x = F.interpolate(x, size=tuple(size), mode='nearest')
-        else:
-            x = F.interpolate(x, size=tuple(size), mode='bilinear',
-                              align_corners=False)
+            return nearest_upsample_grid(grid.bool(), size)
+        x = F.interpolate(grid.float()[None, None], size=tuple(size),
+                          mode='bilinear', align_corners=False)
         return x[0, 0] > 0.5
 
     def predict_mllm(self, inputs: dict, data_samples: SampleList, backbone,
