@@ -10,7 +10,8 @@ from mmseg.structures import SegDataSample
 from torch import Tensor
 from transformers import StoppingCriteria, StoppingCriteriaList
 
-from mmrefseg.codecs import BACKGROUND, DecodeResult, decode_answer
+from mmrefseg.codecs import (ANSWER_FORMATS, BACKGROUND, DecodeResult,
+                             decode_answer, decode_full_answer)
 from mmrefseg.registry import MODELS
 from mmrefseg.utils.tokenizer import IM_END_TOKEN, token_id
 from ..backbones.mllm_outputs import MLLMOutputs
@@ -108,6 +109,9 @@ class Text4SegHead(BaseModule):
             complete answer has, 0 disables it. Defaults to None.
         generation_kwargs (dict, optional): Extra ``generate`` arguments
             (e.g. ``repetition_penalty``); greedy by default.
+        answer_format (str): ``'rrle'`` or ``'full'`` (all ``h * w`` labels
+            on one line), as written by ``Text4SegAnswer``. Defaults to
+            'rrle'.
         init_cfg (dict, optional): MMEngine init config.
     """
 
@@ -120,8 +124,13 @@ class Text4SegHead(BaseModule):
                  refiner: Optional[dict] = None,
                  max_lines: Optional[int] = None,
                  generation_kwargs: Optional[dict] = None,
+                 answer_format: str = 'rrle',
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
+        if answer_format not in ANSWER_FORMATS:
+            raise ValueError(f'answer_format must be one of {ANSWER_FORMATS},'
+                             f' got {answer_format!r}')
+        self.answer_format = answer_format
         if upsample_mode not in UPSAMPLE_MODES:
             raise ValueError(f'upsample_mode must be one of {UPSAMPLE_MODES}'
                              f', got {upsample_mode!r}')
@@ -229,11 +238,13 @@ class Text4SegHead(BaseModule):
             list[DecodeResult]: One per text, ``grid`` of shape ``(h, w)``.
         """
         results = []
+        decode = decode_full_answer if self.answer_format == 'full' \
+            else decode_answer
         for i, text in enumerate(texts):
             label = expressions[i] if (self.strict_label and
                                        expressions is not None) else None
-            results.append(decode_answer(text, self.grid_hw, label=label,
-                                         background=self.background))
+            results.append(decode(text, self.grid_hw, label=label,
+                                  background=self.background))
         return results
 
     def grid_to_mask(self, grid: Tensor, size: Sequence[int]) -> Tensor:
