@@ -45,9 +45,9 @@ def parse_args(argv=None):
                         help='the stage-2 (Text4Seg fine-tuning) config')
     parser.add_argument('--stage1-config',
                         default='configs/self1e/self1e_tiny_synth.py')
-    parser.add_argument('--stage1-iters', type=int, default=1700,
-                        help='stage-1 iterations (its LR schedule is '
-                        'scaled to them)')
+    parser.add_argument('--stage1-iters', type=int, default=None,
+                        help="stage-1 iterations (default: the config's "
+                        'max_iters; its LR schedule is scaled to them)')
     parser.add_argument('--stage1-dir', default=None,
                         help='the stage-1 export folder (default: under '
                         '--work-dir, named after the stage-1 config and '
@@ -87,25 +87,26 @@ def scale_schedule(cfg: Config, iters: int) -> None:
 def stage1_export(args) -> str:
     """The stage-1 export folder; trained and exported when missing."""
     name = osp.splitext(osp.basename(args.stage1_config))[0]
-    root = osp.join(args.work_dir, f'{name}_{args.stage1_iters}')
+    cfg = Config.fromfile(args.stage1_config)
+    iters = args.stage1_iters or int(cfg.train_cfg.max_iters)
+    root = osp.join(args.work_dir, f'{name}_{iters}')
     out = args.stage1_dir or osp.join(root, 'export')
     if osp.isfile(osp.join(out, INFO_FILE)):
         print(f'Stage 1: reusing {out}')
         return out
-    cfg = Config.fromfile(args.stage1_config)
     set_data_root(cfg, args.data_root)
     cfg.work_dir = osp.join(root, 'train')
     cfg.experiment_name = f'stage1_{name}_{int(time.time())}'
-    scale_schedule(cfg, args.stage1_iters)
-    print(f'Stage 1: training {args.stage1_config} for '
-          f'{args.stage1_iters} iterations in {cfg.work_dir}')
+    scale_schedule(cfg, iters)
+    print(f'Stage 1: training {args.stage1_config} for {iters} iterations '
+          f'in {cfg.work_dir}')
     start = time.time()
     Runner.from_cfg(cfg).train()
     minutes = (time.time() - start) / 60
-    ckpt = osp.join(cfg.work_dir, f'iter_{args.stage1_iters}.pth')
+    ckpt = osp.join(cfg.work_dir, f'iter_{iters}.pth')
     export_refsegmentor(cfg, ckpt, out)
     with open(osp.join(root, 'stage1.json'), 'w') as f:
-        json.dump(dict(config=args.stage1_config, iters=args.stage1_iters,
+        json.dump(dict(config=args.stage1_config, iters=iters,
                        train_minutes=minutes, checkpoint=ckpt, export=out),
                   f, indent=2)
     print(f'Stage 1: {minutes:.1f} min (evaluation excluded: none ran), '
