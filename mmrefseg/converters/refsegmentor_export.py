@@ -206,7 +206,8 @@ def export_refsegmentor(config: Union[str, 'Config'],  # noqa: F821
     token_ids = dict(sorted(backbone.tokenizer.get_added_vocab().items(),
                             key=lambda item: item[1]))
     info = dict(directory=out_dir, source_checkpoint=osp.abspath(checkpoint),
-                source_config=cfg.filename, merged_lora_layers=merged,
+                source_config=osp.abspath(cfg.filename) if cfg.filename
+                else None, merged_lora_layers=merged,
                 untied_embeddings=untied, dtype=str(stored),
                 head_tensors=sorted(heads), token_ids=token_ids)
     os.makedirs(out_dir, exist_ok=True)
