@@ -65,6 +65,11 @@ def parse_args(argv=None):
     parser.add_argument('--keep-schedule', action='store_true',
                         help="stage 2 keeps the config's cosine (default: "
                         'constant after warm-up, as grounding_curve)')
+    parser.add_argument('--fp32', action='store_true',
+                        help='train both stages in float32 (plain '
+                        'OptimWrapper): bfloat16 autocast is emulated, '
+                        'i.e. many times slower, on CPUs without AMX / '
+                        'AVX512-BF16')
     parser.add_argument('--oracle-only', action='store_true',
                         help='print the oracle cIoU and stop')
     return parser.parse_args(argv)
@@ -84,6 +89,13 @@ def scale_schedule(cfg: Config, iters: int) -> None:
                                         interval=iters, max_keep_ckpts=1)
 
 
+def no_autocast(cfg: Config) -> None:
+    """Replace a bfloat16 ``AutocastOptimWrapper`` by a float32 one."""
+    if cfg.optim_wrapper.get('type') == 'AutocastOptimWrapper':
+        cfg.optim_wrapper.type = 'OptimWrapper'
+        cfg.optim_wrapper.pop('dtype', None)
+
+
 def stage1_export(args) -> str:
     """The stage-1 export folder; trained and exported when missing."""
     name = osp.splitext(osp.basename(args.stage1_config))[0]
@@ -98,6 +110,8 @@ def stage1_export(args) -> str:
     cfg.work_dir = osp.join(root, 'train')
     cfg.experiment_name = f'stage1_{name}_{int(time.time())}'
     scale_schedule(cfg, iters)
+    if args.fp32:
+        no_autocast(cfg)
     print(f'Stage 1: training {args.stage1_config} for {iters} iterations '
           f'in {cfg.work_dir}')
     start = time.time()
@@ -174,6 +188,8 @@ def stage2_config(args, export_dir: str, answer_format: str) -> str:
         for step in cfg[loader].dataset.pipeline:
             if step['type'] == 'Text4SegAnswer':
                 step['answer_format'] = answer_format
+    if args.fp32:
+        no_autocast(cfg)
     # A checkpoint at the last mark, for tools/test.py and grounding_by_kind.
     cfg.default_hooks.checkpoint = dict(
         type='CheckpointHook', interval=max(args.iters), max_keep_ckpts=1)

@@ -80,3 +80,13 @@ def test_rows_show_oracle_share_and_parse_failures(two_stage):
     line = two_stage.format_rows('rrle', [row], 60.0)[0]
     assert line.startswith('| rrle | 20 | 1.5 | 30.0 | 10.0 | 20.0 | 60.0 '
                            '| 50% | 25.0 | truncated 2, row_count 1 |')
+
+
+def test_fp32_drops_bfloat16_autocast(two_stage):
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'self1e',
+                                   'self1e_tiny_synth.py'))
+    assert cfg.optim_wrapper.type == 'AutocastOptimWrapper'
+    two_stage.no_autocast(cfg)
+    assert cfg.optim_wrapper.type == 'OptimWrapper'
+    assert cfg.optim_wrapper.optimizer.type == 'AdamW'
+    assert Config.fromfile(FT_CONFIG).optim_wrapper.type == 'OptimWrapper'
