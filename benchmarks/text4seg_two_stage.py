@@ -75,6 +75,11 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def drop_val_loop(cfg: Config) -> None:
+    """No regular validation (the benchmark evaluates in its hook)."""
+    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+
+
 def scale_schedule(cfg: Config, iters: int) -> None:
     """Fit the config's schedule to ``iters`` (begin/end scaled)."""
     orig = int(cfg.train_cfg.max_iters)
@@ -85,8 +90,11 @@ def scale_schedule(cfg: Config, iters: int) -> None:
         begin = int(round(sched.get('begin', 0) * factor))
         end = int(round(sched.get('end', orig) * factor))
         sched.begin, sched.end = begin, max(end, begin + 1)
-    cfg.default_hooks.checkpoint = dict(type='CheckpointHook',
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', by_epoch=False,
                                         interval=iters, max_keep_ckpts=1)
+    # IterBasedTrainLoop validates at its last iteration whatever the
+    # interval: no val loop at all (the whole val split, minutes).
+    drop_val_loop(cfg)
 
 
 def no_autocast(cfg: Config) -> None:
@@ -192,7 +200,8 @@ def stage2_config(args, export_dir: str, answer_format: str) -> str:
         no_autocast(cfg)
     # A checkpoint at the last mark, for tools/test.py and grounding_by_kind.
     cfg.default_hooks.checkpoint = dict(
-        type='CheckpointHook', interval=max(args.iters), max_keep_ckpts=1)
+        type='CheckpointHook', by_epoch=False, interval=max(args.iters),
+        max_keep_ckpts=1)
     path = osp.join(args.work_dir, f'stage2_{answer_format}.py')
     cfg.dump(path)
     return path
@@ -208,6 +217,8 @@ def run_stage2(args, path: str, answer_format: str) -> List[dict]:
     if args.keep_schedule:
         argv.append('--keep-schedule')
     cfg = grounding_curve.build_cfg(grounding_curve.parse_args(argv))
+    # The hook holds its own copies of the val loaders and evaluator.
+    drop_val_loop(cfg)
     cfg.experiment_name = f'stage2_{answer_format}_{int(time.time())}'
     runner = Runner.from_cfg(cfg)
     runner.train()

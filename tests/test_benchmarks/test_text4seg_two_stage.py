@@ -52,6 +52,8 @@ def test_stage1_schedule_is_scaled(two_stage):
     assert (warmup.begin, warmup.end) == (0, 10)
     assert (cosine.begin, cosine.end) == (10, 170)
     assert cfg.default_hooks.checkpoint.interval == 170
+    assert cfg.default_hooks.checkpoint.by_epoch is False
+    assert cfg.val_dataloader is None and cfg.val_cfg is None
 
 
 def test_cached_stage1_is_reused(two_stage, tmp_path):
