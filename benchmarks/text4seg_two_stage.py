@@ -126,7 +126,10 @@ def stage1_export(args) -> str:
     Runner.from_cfg(cfg).train()
     minutes = (time.time() - start) / 60
     ckpt = osp.join(cfg.work_dir, f'iter_{iters}.pth')
-    export_refsegmentor(cfg, ckpt, out)
+    # The export keeps the recipe's own config (val loaders included).
+    export_cfg = Config.fromfile(args.stage1_config)
+    set_data_root(export_cfg, args.data_root)
+    export_refsegmentor(export_cfg, ckpt, out)
     with open(osp.join(root, 'stage1.json'), 'w') as f:
         json.dump(dict(config=args.stage1_config, iters=iters,
                        train_minutes=minutes, checkpoint=ckpt, export=out),
