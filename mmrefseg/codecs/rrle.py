@@ -220,7 +220,8 @@ def build_answer(expression: str,
                  grid: np.ndarray,
                  template: str = DEFAULT_ANSWER_TEMPLATE,
                  background: str = BACKGROUND,
-                 sanitize: bool = True) -> str:
+                 sanitize: bool = True,
+                 answer_format: str = 'rrle') -> str:
     """Build the full assistant response used as the training target.
 
     Args:
@@ -231,12 +232,18 @@ def build_answer(expression: str,
         background (str): Background label.
         sanitize (bool): Pass the expression through :func:`sanitize_label`
             first so that unusual expressions cannot break the grammar.
+        answer_format (str): ``'rrle'`` (the method) or ``'full'`` (all
+            ``h * w`` labels, the paper's baseline).
 
     Returns:
         str: ``template + '\\n<seg>' + body + '</seg>'``.
     """
+    encoders = dict(rrle=encode_rrle, full=encode_full_descriptors)
+    if answer_format not in encoders:
+        raise ValueError(f'answer_format must be one of {sorted(encoders)}, '
+                         f'got {answer_format!r}')
     label = sanitize_label(expression, background) if sanitize else expression
-    body = encode_rrle(grid_to_labels(grid, label, background))
+    body = encoders[answer_format](grid_to_labels(grid, label, background))
     return (f'{template.replace(CLASS_PLACEHOLDER, label)}\n'
             f'{SEG_START}{body}{SEG_END}')
 

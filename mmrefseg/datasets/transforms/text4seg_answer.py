@@ -19,6 +19,7 @@ from typing import Optional, Sequence, Tuple, Union
 import numpy as np
 from mmcv.transforms import BaseTransform
 
+from mmrefseg.codecs.full_descriptors import ANSWER_FORMATS
 from mmrefseg.codecs.rrle import (
     BACKGROUND,
     CLASS_PLACEHOLDER,
@@ -107,6 +108,9 @@ class Text4SegAnswer(BaseTransform):
         random_templates (bool, optional): Draw templates at random; by
             default only in training. Otherwise the first template of each
             list is used.
+        answer_format (str): ``'rrle'`` (row-wise RLE, the method) or
+            ``'full'`` (all ``h * w`` labels, the paper's baseline); the
+            head must decode the same. Defaults to 'rrle'.
         test_mode (bool): Evaluation pipeline. Defaults to False.
     """
 
@@ -116,8 +120,13 @@ class Text4SegAnswer(BaseTransform):
                  question_templates: Sequence[str] = TEXT4SEG_QUESTIONS,
                  answer_templates: Sequence[str] = TEXT4SEG_ANSWERS,
                  random_templates: Optional[bool] = None,
+                 answer_format: str = 'rrle',
                  test_mode: bool = False) -> None:
         self.grid_hw = to_grid_hw(grid_size)
+        if answer_format not in ANSWER_FORMATS:
+            raise ValueError(f'answer_format must be one of {ANSWER_FORMATS},'
+                             f' got {answer_format!r}')
+        self.answer_format = answer_format
         self.background = background
         for name, templates in (('question_templates', question_templates),
                                 ('answer_templates', answer_templates)):
@@ -177,7 +186,8 @@ class Text4SegAnswer(BaseTransform):
             return results
         grid = mask_to_grid(results['gt_masks'][0], self.grid_hw)
         results['answer'] = build_answer(expression, grid, template=answer,
-                                         background=self.background)
+                                         background=self.background,
+                                         answer_format=self.answer_format)
         results['answer_grid'] = grid.astype(np.uint8)
         return results
 
@@ -185,4 +195,5 @@ class Text4SegAnswer(BaseTransform):
         return (f'{self.__class__.__name__}(grid_size={self.grid_hw}, '
                 f'background={self.background!r}, '
                 f'random_templates={self.random_templates}, '
+                f'answer_format={self.answer_format!r}, '
                 f'test_mode={self.test_mode})')

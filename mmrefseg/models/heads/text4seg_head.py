@@ -7,9 +7,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mmrefseg.codecs import BACKGROUND, DecodeResult, decode_answer
+from mmrefseg.codecs import (
+    ANSWER_FORMATS,
+    BACKGROUND,
+    DecodeResult,
+    decode_answer,
+    decode_full_answer,
+)
 from mmrefseg.registry import MODELS
 from mmrefseg.structures import MLLMOutputs
+from ..utils.nearest_upsample import nearest_upsample_grid
 from ..utils.sam_refiner import SamMaskRefiner
 from .base_ref_head import AnswerPrediction, BaseRefHead
 
@@ -61,6 +68,9 @@ class Text4SegHead(BaseRefHead):
             than a complete answer has, 0 disables it. Defaults to None.
         generation_kwargs (dict, optional): Extra ``generate`` arguments
             (e.g. ``repetition_penalty``); greedy by default.
+        answer_format (str): ``'rrle'`` or ``'full'`` (all ``h * w`` labels
+            on one line), as written by ``Text4SegAnswer``. Defaults to
+            'rrle'.
         init_cfg (dict, optional): MMEngine init config.
     """
 
@@ -73,8 +83,13 @@ class Text4SegHead(BaseRefHead):
                  refiner: Optional[dict] = None,
                  max_lines: Optional[int] = None,
                  generation_kwargs: Optional[dict] = None,
+                 answer_format: str = 'rrle',
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
+        if answer_format not in ANSWER_FORMATS:
+            raise ValueError(f'answer_format must be one of {ANSWER_FORMATS},'
+                             f' got {answer_format!r}')
+        self.answer_format = answer_format
         if upsample_mode not in UPSAMPLE_MODES:
             raise ValueError(f'upsample_mode must be one of {UPSAMPLE_MODES}'
                              f', got {upsample_mode!r}')
@@ -135,11 +150,13 @@ class Text4SegHead(BaseRefHead):
             list[DecodeResult]: One per text, ``grid`` of shape ``(h, w)``.
         """
         results = []
+        decode = decode_full_answer if self.answer_format == 'full' \
+            else decode_answer
         for i, text in enumerate(texts):
             label = expressions[i] if (self.strict_label and
                                        expressions is not None) else None
-            results.append(decode_answer(text, self.grid_hw, label=label,
-                                         background=self.background))
+            results.append(decode(text, self.grid_hw, label=label,
+                                  background=self.background))
         return results
 
     def grid_to_mask(self, grid: Tensor, size: Sequence[int]) -> Tensor:
@@ -152,14 +169,13 @@ class Text4SegHead(BaseRefHead):
         Returns:
             Tensor: ``(H, W)`` bool mask. ``'nearest'`` is PyTorch's legacy
             nearest (source index ``floor(dst * in / out)``), as the
-            reference.
+            reference, with integer indices: float32 interpolation reads
+            the previous cell where a border falls on a pixel.
         """
-        x = grid.float()[None, None]
         if self.upsample_mode == 'nearest':
-            x = F.interpolate(x, size=tuple(size), mode='nearest')
-        else:
-            x = F.interpolate(x, size=tuple(size), mode='bilinear',
-                              align_corners=False)
+            return nearest_upsample_grid(grid.bool(), size)
+        x = F.interpolate(grid.float()[None, None], size=tuple(size),
+                          mode='bilinear', align_corners=False)
         return x[0, 0] > 0.5
 
     def predict_by_answers(self, answers: Sequence[str],

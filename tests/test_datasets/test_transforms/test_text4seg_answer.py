@@ -123,3 +123,20 @@ def test_inference_without_masks_still_builds_the_prompt():
     assert out['answer'] == \
         "Sure, here is the segmentation mask for 'a red star':"
     assert 'answer_grid' not in out
+
+
+def test_full_descriptor_answers_decode_in_the_head():
+    from mmrefseg.models.heads import Text4SegHead
+    out = Text4SegAnswer(grid_size=4, answer_format='full',
+                         test_mode=True)(_results())
+    body = out['answer'].split('<seg>')[1]
+    assert '\n' not in body and body.count('| ') == 15
+    head = Text4SegHead(grid_size=4, answer_format='full')
+    result = head.decode_texts([out['answer']])[0]
+    assert result.status == 'ok'
+    assert np.array_equal(result.grid, out['answer_grid'].astype(bool))
+    assert 'full' in repr(Text4SegAnswer(answer_format='full'))
+    with pytest.raises(ValueError, match='answer_format'):
+        Text4SegAnswer(answer_format='irle')
+    with pytest.raises(ValueError, match='answer_format'):
+        Text4SegHead(answer_format='irle')

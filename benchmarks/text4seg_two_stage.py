@@ -1,0 +1,288 @@
+# Copyright (c) mmrefseg contributors.
+"""Text4Seg fine-tuned from a grounding-pretrained tiny InternVL (two stages).
+
+Stage 1 trains an existing tiny recipe that grounds (SELF1E by default) for
+``--stage1-iters`` iterations and exports it with the RefSegmentor export
+tool; the folder is cached and reused until deleted. Stage 2 runs the
+grounding curve of ``configs/text4seg/text4seg_tiny_synth_ft.py`` from that
+folder for each answer form (R-RLE and full descriptors), and prints
+real / shuffled-expression cIoU, the grid's oracle cIoU (GT -> grid ->
+nearest upsample, the best any answer can score) on the same val
+expressions, and the parse-failure rate by repair kind:
+
+    python benchmarks/text4seg_two_stage.py --iters 500 1000 1500 2000
+
+Everything is in iterations (timing-independent); training minutes are
+printed next to them. See docs/text4seg_two_stage.md.
+"""
+import argparse
+import json
+import os.path as osp
+import sys
+import time
+from typing import Dict, List
+
+import torch
+from mmengine.config import Config
+from mmengine.registry import DefaultScope
+from mmengine.runner import Runner
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+import grounding_curve  # noqa: E402
+
+from mmrefseg.converters import export_refsegmentor  # noqa: E402
+from mmrefseg.converters.exported_model import INFO_FILE, replace_values  # noqa: E402
+from mmrefseg.utils import register_all_modules  # noqa: E402
+
+FULL_TOKENS_PER_CELL = 3  # 16x16 full answers: 528 tokens mean, 611 max
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--config',
+                        default='configs/text4seg/text4seg_tiny_synth_ft.py',
+                        help='the stage-2 (Text4Seg fine-tuning) config')
+    parser.add_argument('--stage1-config',
+                        default='configs/self1e/self1e_tiny_synth.py')
+    parser.add_argument('--stage1-iters', type=int, default=None,
+                        help="stage-1 iterations (default: the config's "
+                        'max_iters; its LR schedule is scaled to them)')
+    parser.add_argument('--stage1-dir', default=None,
+                        help='the stage-1 export folder (default: under '
+                        '--work-dir, named after the stage-1 config and '
+                        'iterations); created when missing')
+    parser.add_argument('--iters', type=int, nargs='+',
+                        default=[500, 1000, 1500, 2000],
+                        help='stage-2 iterations at which to evaluate')
+    parser.add_argument('--answer-format', nargs='+', default=['rrle', 'full'],
+                        choices=['rrle', 'full'])
+    parser.add_argument('--val-samples', type=int, default=600,
+                        help='first N val expressions (0 = all)')
+    parser.add_argument('--work-dir', default='work_dirs/text4seg_two_stage')
+    parser.add_argument('--data-root', default=None,
+                        help='synthetic data root (generated if missing)')
+    parser.add_argument('--keep-schedule', action='store_true',
+                        help="stage 2 keeps the config's cosine (default: "
+                        'constant after warm-up, as grounding_curve)')
+    parser.add_argument('--fp32', action='store_true',
+                        help='train both stages in float32 (plain '
+                        'OptimWrapper): bfloat16 autocast is emulated, '
+                        'i.e. many times slower, on CPUs without AMX / '
+                        'AVX512-BF16')
+    parser.add_argument('--oracle-only', action='store_true',
+                        help='print the oracle cIoU and stop')
+    return parser.parse_args(argv)
+
+
+def drop_val_loop(cfg: Config) -> None:
+    """No regular validation (the benchmark evaluates in its hook)."""
+    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+
+
+def scale_schedule(cfg: Config, iters: int) -> None:
+    """Fit the config's schedule to ``iters`` (begin/end scaled)."""
+    orig = int(cfg.train_cfg.max_iters)
+    cfg.train_cfg.max_iters = iters
+    cfg.train_cfg.val_interval = 10**8  # no validation in stage 1
+    factor = iters / orig
+    for sched in cfg.get('param_scheduler') or []:
+        begin = int(round(sched.get('begin', 0) * factor))
+        end = int(round(sched.get('end', orig) * factor))
+        sched.begin, sched.end = begin, max(end, begin + 1)
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', by_epoch=False,
+                                        interval=iters, max_keep_ckpts=1)
+    # IterBasedTrainLoop validates at its last iteration whatever the
+    # interval: no val loop at all (the whole val split, minutes).
+    drop_val_loop(cfg)
+
+
+def no_autocast(cfg: Config) -> None:
+    """Replace a bfloat16 ``AutocastOptimWrapper`` by a float32 one."""
+    if cfg.optim_wrapper.get('type') == 'AutocastOptimWrapper':
+        cfg.optim_wrapper.type = 'OptimWrapper'
+        cfg.optim_wrapper.pop('dtype', None)
+
+
+def stage1_export(args) -> str:
+    """The stage-1 export folder; trained and exported when missing."""
+    name = osp.splitext(osp.basename(args.stage1_config))[0]
+    cfg = Config.fromfile(args.stage1_config)
+    iters = args.stage1_iters or int(cfg.train_cfg.max_iters)
+    root = osp.join(args.work_dir, f'{name}_{iters}')
+    out = args.stage1_dir or osp.join(root, 'export')
+    if osp.isfile(osp.join(out, INFO_FILE)):
+        print(f'Stage 1: reusing {out}')
+        return out
+    set_data_root(cfg, args.data_root)
+    cfg.work_dir = osp.join(root, 'train')
+    cfg.experiment_name = f'stage1_{name}_{int(time.time())}'
+    scale_schedule(cfg, iters)
+    if args.fp32:
+        no_autocast(cfg)
+    print(f'Stage 1: training {args.stage1_config} for {iters} iterations '
+          f'in {cfg.work_dir}')
+    start = time.time()
+    Runner.from_cfg(cfg).train()
+    minutes = (time.time() - start) / 60
+    ckpt = osp.join(cfg.work_dir, f'iter_{iters}.pth')
+    # The export keeps the recipe's own config (val loaders included).
+    export_cfg = Config.fromfile(args.stage1_config)
+    set_data_root(export_cfg, args.data_root)
+    export_refsegmentor(export_cfg, ckpt, out)
+    with open(osp.join(root, 'stage1.json'), 'w') as f:
+        json.dump(dict(config=args.stage1_config, iters=iters,
+                       train_minutes=minutes, checkpoint=ckpt, export=out),
+                  f, indent=2)
+    print(f'Stage 1: {minutes:.1f} min (evaluation excluded: none ran), '
+          f'exported to {out}')
+    return out
+
+
+def set_data_root(cfg: Config, data_root) -> None:
+    if data_root:
+        for loader in ('train_dataloader', 'val_dataloader',
+                       'test_dataloader'):
+            cfg[loader].dataset.data_root = data_root
+
+
+def grid_oracle(cfg: Config, val_samples: int) -> float:
+    """cIoU of the GT grid itself, nearest-upsampled, on the val slice.
+
+    Args:
+        cfg: the stage-2 config (its val dataset and head grid).
+        val_samples: first N expressions (0 = all).
+
+    Returns:
+        float: cIoU in percent.
+    """
+    from mmrefseg.codecs import mask_to_grid
+    from mmrefseg.models.utils import nearest_upsample_grid
+    from mmrefseg.registry import DATASETS
+    grid_hw = cfg.model.decode_head.get('grid_size', 16)
+    grid_hw = (grid_hw, grid_hw) if isinstance(grid_hw, int) else grid_hw
+    dataset = cfg.val_dataloader.dataset.copy()
+    dataset['pipeline'] = [dict(type='LoadRefImage'),
+                           dict(type='LoadRefMasks')]
+    if val_samples:
+        dataset['indices'] = val_samples
+    with DefaultScope.overwrite_default_scope('mmrefseg'):
+        dataset = DATASETS.build(dataset)
+    inter = union = 0
+    for i in range(len(dataset)):
+        for mask in dataset[i]['gt_masks']:
+            grid = torch.from_numpy(mask_to_grid(mask, grid_hw))
+            pred = nearest_upsample_grid(grid.bool(), mask.shape)
+            gt = torch.from_numpy(mask).bool()
+            inter += int((pred & gt).sum())
+            union += int((pred | gt).sum())
+    return 100.0 * inter / max(union, 1)
+
+
+def stage2_config(args, export_dir: str, answer_format: str) -> str:
+    """Write the stage-2 config for one answer form; returns its path."""
+    cfg = Config.fromfile(args.config)
+    old = cfg.model.backbone.get('tokenizer') or \
+        cfg.model.backbone.get('pretrained')
+    cfg_dict = replace_values(cfg.to_dict(), 'tokenizer', old, export_dir)
+    cfg_dict['model']['backbone'].update(pretrained=export_dir,
+                                         tokenizer=export_dir)
+    cfg = Config(cfg_dict)
+    head = cfg.model.decode_head
+    head.answer_format = answer_format
+    if answer_format == 'full':
+        grid = head.get('grid_size', 16)
+        cells = grid * grid if isinstance(grid, int) else grid[0] * grid[1]
+        head.max_new_tokens = max(head.get('max_new_tokens', 0),
+                                  FULL_TOKENS_PER_CELL * cells)
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        for step in cfg[loader].dataset.pipeline:
+            if step['type'] == 'Text4SegAnswer':
+                step['answer_format'] = answer_format
+    if args.fp32:
+        no_autocast(cfg)
+    # A checkpoint at the last mark, for tools/test.py and grounding_by_kind.
+    cfg.default_hooks.checkpoint = dict(
+        type='CheckpointHook', by_epoch=False, interval=max(args.iters),
+        max_keep_ckpts=1)
+    path = osp.join(args.work_dir, f'stage2_{answer_format}.py')
+    cfg.dump(path)
+    return path
+
+
+def run_stage2(args, path: str, answer_format: str) -> List[dict]:
+    """Train stage 2 with the grounding-curve evaluation marks."""
+    argv = [path, '--iters', *map(str, args.iters), '--val-samples',
+            str(args.val_samples), '--work-dir',
+            osp.join(args.work_dir, f'stage2_{answer_format}')]
+    if args.data_root:
+        argv += ['--data-root', args.data_root]
+    if args.keep_schedule:
+        argv.append('--keep-schedule')
+    cfg = grounding_curve.build_cfg(grounding_curve.parse_args(argv))
+    # The hook holds its own copies of the val loaders and evaluator.
+    drop_val_loop(cfg)
+    cfg.experiment_name = f'stage2_{answer_format}_{int(time.time())}'
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    hook = [h for h in runner.hooks
+            if type(h).__name__ == 'TimeBudgetEvalHook'][0]
+    return hook.rows
+
+
+def _metric(metrics: Dict[str, float], suffix: str, default=float('nan')):
+    for key, value in metrics.items():
+        if key.split('/', 1)[-1] == suffix:
+            return value
+    return default
+
+
+def format_rows(answer_format: str, rows: List[dict],
+                oracle: float) -> List[str]:
+    """Markdown rows: cIoU real / shuffled, share of the oracle, parsing."""
+    lines = []
+    for row in rows:
+        real, shuffled = row['real'], row['shuffled']
+        r = _metric(real, 'cIoU')
+        s = _metric(shuffled, 'cIoU')
+        kinds = {k.split('parse_fail/')[-1]: int(v) for k, v in real.items()
+                 if 'parse_fail/' in k}
+        kinds_text = ', '.join(f'{k} {v}' for k, v in sorted(
+            kinds.items(), key=lambda kv: -kv[1])) or '-'
+        lines.append(
+            f'| {answer_format} | {row["iters"]} | {row["minutes"]:.1f} | '
+            f'{r:.1f} | {s:.1f} | {r - s:.1f} | {oracle:.1f} | '
+            f'{100 * r / oracle:.0f}% | '
+            f'{_metric(real, "parse_fail_rate"):.1f} | {kinds_text} |')
+    return lines
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    register_all_modules(init_default_scope=False)
+    cfg = Config.fromfile(args.config)
+    set_data_root(cfg, args.data_root)
+    grounding_curve.ensure_synthetic(cfg.train_dataloader.dataset.data_root)
+    start = time.time()
+    oracle = grid_oracle(cfg, args.val_samples)
+    print(f'Grid oracle cIoU on {args.val_samples or "all"} val '
+          f'expressions: {oracle:.1f}')
+    if args.oracle_only:
+        return 0
+    export_dir = stage1_export(args)
+    lines = []
+    for answer_format in args.answer_format:
+        path = stage2_config(args, export_dir, answer_format)
+        print(f'Stage 2 ({answer_format}): {path}')
+        rows = run_stage2(args, path, answer_format)
+        lines += format_rows(answer_format, rows, oracle)
+    print('\n| answer | iters | train min | cIoU real | cIoU shuffled | gap '
+          '| grid oracle | real / oracle | parse fail % | fail kinds |')
+    print('|---|---|---|---|---|---|---|---|---|---|')
+    print('\n'.join(lines))
+    print(f'\nstage 1: {export_dir}; wall time '
+          f'{(time.time() - start) / 60:.1f} min')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,94 @@
+# Copyright (c) mmrefseg contributors.
+"""The two-stage Text4Seg benchmark's plumbing (no training here)."""
+import importlib.util
+import json
+import os.path as osp
+
+import pytest
+from mmengine.config import Config
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+FT_CONFIG = osp.join(REPO, 'configs', 'text4seg', 'text4seg_tiny_synth_ft.py')
+
+
+@pytest.fixture(scope='module')
+def two_stage():
+    import sys
+    sys.path.insert(0, osp.join(REPO, 'benchmarks'))
+    spec = importlib.util.spec_from_file_location(
+        'text4seg_two_stage',
+        osp.join(REPO, 'benchmarks', 'text4seg_two_stage.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_stage2_config_reads_the_export_in_both_forms(two_stage, tmp_path):
+    args = two_stage.parse_args(['--config', FT_CONFIG, '--work-dir',
+                                 str(tmp_path), '--iters', '10', '30'])
+    export = str(tmp_path / 'stage1')
+    for form in ('rrle', 'full'):
+        cfg = Config.fromfile(two_stage.stage2_config(args, export, form))
+        assert cfg.model.backbone.pretrained == export
+        assert cfg.model.backbone.tokenizer == export
+        assert cfg.model.decode_head.answer_format == form
+        assert cfg.default_hooks.checkpoint.interval == 30
+        for loader in ('train_dataloader', 'val_dataloader'):
+            steps = {s['type']: s for s in cfg[loader].dataset.pipeline}
+            assert steps['Text4SegAnswer']['answer_format'] == form
+            assert steps['BuildConversation']['tokenizer'] == export
+            assert steps['BuildConversation']['question_first'] is True
+        # Full answers are ~530 tokens at 16x16 with the tiny tokenizer.
+        assert cfg.model.decode_head.max_new_tokens == (
+            256 if form == 'rrle' else 768)
+
+
+def test_stage1_schedule_is_scaled(two_stage):
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'self1e',
+                                   'self1e_tiny_synth.py'))
+    two_stage.scale_schedule(cfg, 170)
+    assert cfg.train_cfg.max_iters == 170
+    warmup, cosine = cfg.param_scheduler
+    assert (warmup.begin, warmup.end) == (0, 10)
+    assert (cosine.begin, cosine.end) == (10, 170)
+    assert cfg.default_hooks.checkpoint.interval == 170
+    assert cfg.default_hooks.checkpoint.by_epoch is False
+    assert cfg.val_dataloader is None and cfg.val_cfg is None
+
+
+def test_cached_stage1_is_reused(two_stage, tmp_path):
+    export = tmp_path / 'cached'
+    export.mkdir()
+    (export / 'mmrefseg_export.json').write_text(json.dumps({}))
+    args = two_stage.parse_args(['--stage1-dir', str(export)])
+    assert two_stage.stage1_export(args) == str(export)
+
+
+def test_grid_oracle_is_the_upsampled_gt_grid(two_stage, synthetic_root):
+    cfg = Config.fromfile(FT_CONFIG)
+    two_stage.set_data_root(cfg, synthetic_root)
+    oracle = two_stage.grid_oracle(cfg, 8)
+    assert 30 < oracle < 100
+    cfg.model.decode_head.grid_size = 64
+    assert two_stage.grid_oracle(cfg, 8) > oracle
+
+
+def test_rows_show_oracle_share_and_parse_failures(two_stage):
+    row = dict(iters=20, minutes=1.5,
+               real={'refseg/cIoU': 30.0, 'refseg/parse_fail_rate': 25.0,
+                     'refseg/parse_fail/truncated': 2,
+                     'refseg/parse_fail/row_count': 1},
+               shuffled={'refseg/cIoU': 10.0})
+    line = two_stage.format_rows('rrle', [row], 60.0)[0]
+    assert line.startswith('| rrle | 20 | 1.5 | 30.0 | 10.0 | 20.0 | 60.0 '
+                           '| 50% | 25.0 | truncated 2, row_count 1 |')
+
+
+def test_fp32_drops_bfloat16_autocast(two_stage):
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'self1e',
+                                   'self1e_tiny_synth.py'))
+    assert cfg.optim_wrapper.type == 'AutocastOptimWrapper'
+    two_stage.no_autocast(cfg)
+    assert cfg.optim_wrapper.type == 'OptimWrapper'
+    assert cfg.optim_wrapper.optimizer.type == 'AdamW'
+    assert Config.fromfile(FT_CONFIG).optim_wrapper.type == 'OptimWrapper'
