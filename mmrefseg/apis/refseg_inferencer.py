@@ -84,6 +84,15 @@ class RefSegInferencer(BaseInferencer):
         if isinstance(model, str) and not osp.exists(model):
             raise FileNotFoundError(
                 f'No config file or exported model folder at {model!r}')
+        self._exported = None
+        if isinstance(model, str) and osp.isdir(model):
+            # A folder written by refsegmentor_to_hf.py: weights inside.
+            from mmrefseg.converters import load_exported_model
+            if weights is not None:
+                raise ValueError('An exported folder holds its weights; '
+                                 'do not pass weights as well.')
+            self._exported = load_exported_model(model, 'cpu', cfg_options)
+            model, cfg_options = self._exported.cfg, None
         if isinstance(model, str) and osp.isfile(model):
             model = Config.fromfile(model)
         if cfg_options:
@@ -91,6 +100,12 @@ class RefSegInferencer(BaseInferencer):
             model.merge_from_dict(cfg_options)
         super().__init__(model=model, weights=weights, device=device,
                          scope='mmrefseg', show_progress=show_progress)
+
+    def _init_model(self, cfg: ConfigDict, weights: Optional[str],
+                     device: str = 'cpu') -> torch.nn.Module:
+        if self._exported is not None:
+            return self._exported.to(device).eval()
+        return super()._init_model(cfg, weights, device)
 
     # ------------------------------------------------------------- building
     def _init_pipeline(self, cfg: ConfigDict) -> List[Any]:

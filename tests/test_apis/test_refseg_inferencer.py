@@ -145,3 +145,23 @@ def test_checkpoint_of_another_config_is_refused(inferencers, tmp_path):
     b = inferencers['mllmseg'](_image(), PHRASES[:1])['predictions'][0][
         'masks']
     assert (a == b).all()
+
+
+def test_an_exported_folder_is_a_whole_model(inferencers, tmp_path):
+    """The folder of refsegmentor_to_hf.py loads with nothing else and
+    predicts what the checkpoint it came from predicts."""
+    import torch
+
+    from mmrefseg.converters import export_refsegmentor
+    source = inferencers['self1e']
+    ckpt = str(tmp_path / 'self1e.pth')
+    torch.save(dict(state_dict=source.model.state_dict()), ckpt)
+    out = str(tmp_path / 'export')
+    export_refsegmentor(CONFIGS['self1e'], ckpt, out, log=lambda msg: None)
+    exported = RefSegInferencer(out, device='cpu', show_progress=False)
+    want = source(_image(), PHRASES)['predictions'][0]
+    got = exported(_image(), PHRASES)['predictions'][0]
+    assert (got['masks'] == want['masks']).all()
+    assert got['scores'] == pytest.approx(want['scores'], abs=1e-5)
+    with pytest.raises(ValueError, match='holds its weights'):
+        RefSegInferencer(out, weights=ckpt)
