@@ -31,7 +31,33 @@ class _SkipBadBatches:
     """Shared iteration of :class:`TolerantValLoop`/:class:`TolerantTestLoop`.
     """
 
-    max_skipped_batches: Optional[int]
+    stage: str  # 'val' or 'test': hook names and the loss buffer
+
+    def __init__(self, runner, dataloader, evaluator, fp16: bool = False,
+                 max_skipped_batches: Optional[int] = 10) -> None:
+        super().__init__(runner, dataloader, evaluator, fp16)
+        self.max_skipped_batches = max_skipped_batches
+
+    def run(self) -> dict:
+        """Evaluate every readable batch, as ``ValLoop``/``TestLoop`` do.
+
+        Returns:
+            dict: The metrics.
+        """
+        stage = self.stage
+        self.runner.call_hook(f'before_{stage}')
+        self.runner.call_hook(f'before_{stage}_epoch')
+        self.runner.model.eval()
+        losses = getattr(self, f'{stage}_loss')
+        losses.clear()
+        skipped = self._iterate(stage)
+        metrics = self.evaluator.evaluate(len(self.dataloader.dataset))
+        self._report(stage, skipped)
+        if losses:
+            metrics.update(_parse_losses(losses, stage))
+        self.runner.call_hook(f'after_{stage}_epoch', metrics=metrics)
+        self.runner.call_hook(f'after_{stage}')
+        return metrics
 
     def _batches_len(self, idx: int) -> int:
         """Samples in batch ``idx`` of this rank (the last may be short)."""
@@ -98,77 +124,26 @@ class _SkipBadBatches:
             level=logging.WARNING)
 
 
-@LOOPS.register_module()
-class TolerantValLoop(_SkipBadBatches, ValLoop):
-    """MMEngine's ``ValLoop`` that skips batches that fail to load.
+def _loop_doc(name: str) -> str:
+    return f"""MMEngine's ``{name}`` that skips batches that fail to load.
 
     Args:
         runner: The runner.
         dataloader: The dataloader or its config.
         evaluator: The evaluator or its config.
-        fp16 (bool): As in ``ValLoop``.
+        fp16 (bool): As in ``{name}``.
         max_skipped_batches (int, optional): Fail after this many skipped
             batches; None never fails. Defaults to 10.
     """
 
-    def __init__(self, runner, dataloader, evaluator, fp16: bool = False,
-                 max_skipped_batches: Optional[int] = 10) -> None:
-        super().__init__(runner, dataloader, evaluator, fp16)
-        self.max_skipped_batches = max_skipped_batches
 
-    def run(self) -> dict:
-        """Validate on every readable batch.
-
-        Returns:
-            dict: The metrics.
-        """
-        self.runner.call_hook('before_val')
-        self.runner.call_hook('before_val_epoch')
-        self.runner.model.eval()
-        self.val_loss.clear()
-        skipped = self._iterate('val')
-        metrics = self.evaluator.evaluate(len(self.dataloader.dataset))
-        self._report('val', skipped)
-        if self.val_loss:
-            metrics.update(_parse_losses(self.val_loss, 'val'))
-        self.runner.call_hook('after_val_epoch', metrics=metrics)
-        self.runner.call_hook('after_val')
-        return metrics
+@LOOPS.register_module()
+class TolerantValLoop(_SkipBadBatches, ValLoop):
+    __doc__ = _loop_doc('ValLoop')
+    stage = 'val'
 
 
 @LOOPS.register_module()
 class TolerantTestLoop(_SkipBadBatches, TestLoop):
-    """MMEngine's ``TestLoop`` that skips batches that fail to load.
-
-    Args:
-        runner: The runner.
-        dataloader: The dataloader or its config.
-        evaluator: The evaluator or its config.
-        fp16 (bool): As in ``TestLoop``.
-        max_skipped_batches (int, optional): Fail after this many skipped
-            batches; None never fails. Defaults to 10.
-    """
-
-    def __init__(self, runner, dataloader, evaluator, fp16: bool = False,
-                 max_skipped_batches: Optional[int] = 10) -> None:
-        super().__init__(runner, dataloader, evaluator, fp16)
-        self.max_skipped_batches = max_skipped_batches
-
-    def run(self) -> dict:
-        """Test on every readable batch.
-
-        Returns:
-            dict: The metrics.
-        """
-        self.runner.call_hook('before_test')
-        self.runner.call_hook('before_test_epoch')
-        self.runner.model.eval()
-        self.test_loss.clear()
-        skipped = self._iterate('test')
-        metrics = self.evaluator.evaluate(len(self.dataloader.dataset))
-        self._report('test', skipped)
-        if self.test_loss:
-            metrics.update(_parse_losses(self.test_loss, 'test'))
-        self.runner.call_hook('after_test_epoch', metrics=metrics)
-        self.runner.call_hook('after_test')
-        return metrics
+    __doc__ = _loop_doc('TestLoop')
+    stage = 'test'
