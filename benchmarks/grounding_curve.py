@@ -70,10 +70,12 @@ def build_cfg(args) -> Config:
     real = val.dataset.copy()
     if args.val_samples:
         real['indices'] = args.val_samples
-    control = dict(type='ShuffledExpressionsDataset', dataset=real.copy(),
-                   seed=0)
+    # Scoped names resolve under any default scope, so configs of plain MMSeg
+    # models (default_scope='mmseg', e.g. projects/mmseg_text_decoder) work.
+    control = dict(type='mmrefseg.ShuffledExpressionsDataset',
+                   dataset=real.copy(), seed=0)
     cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
-        dict(type='TimeBudgetEvalHook',
+        dict(type='mmrefseg.TimeBudgetEvalHook',
              minutes=args.iters or args.minutes,
              unit='iters' if args.iters else 'minutes',
              dataloaders=dict(

@@ -1,0 +1,4 @@
+# Copyright (c) mmrefseg contributors.
+from .hf_text_encoder import HFTextEncoder
+
+__all__ = ['HFTextEncoder']
