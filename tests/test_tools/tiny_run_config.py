@@ -66,12 +66,10 @@ def write_tiny_config(src: str,
         for t in dl.dataset.pipeline:
             if t['type'] == 'InternVLImageTransform':
                 t['image_size'] = image_size
-            if t['type'] == 'BuildConversation':
-                t['num_image_tokens'] = num_tokens
-                if deterministic_data:
-                    t['random_templates'] = False
     if deterministic_data:
         cfg.train_dataloader.dataset.test_mode = True
+        processor = cfg.model.backbone.setdefault('processor', {})
+        processor['random_templates'] = False
     cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,
                          val_interval=10**6)
     cfg.param_scheduler = []
@@ -80,7 +78,7 @@ def write_tiny_config(src: str,
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', by_epoch=False,
                                         interval=max_iters)
     cfg.default_hooks.logger = dict(type='LoggerHook', interval=1)
-    cfg.default_hooks.visualization = dict(type='SegVisualizationHook',
+    cfg.default_hooks.visualization = dict(type='RefSegVisualizationHook',
                                            draw=False)
     cfg.dump(dst)
     return dst

@@ -163,6 +163,11 @@ class InternVLProcessor:
             decision is read from its logits.
         max_length (int): longer conversations raise an error naming the
             sample.
+        random_templates (bool): draw the question/answer templates at
+            random in training (seeded per sample). False writes the
+            evaluation templates in training too (``[REJ]`` still marks
+            no-target expressions), e.g. so that training data does not
+            depend on the process in a multi-process equality check.
     """
 
     def __init__(self,
@@ -174,7 +179,8 @@ class InternVLProcessor:
                  bos: bool = False,
                  question_first: bool = False,
                  test_reject_no_target: bool = False,
-                 max_length: int = 8192) -> None:
+                 max_length: int = 8192,
+                 random_templates: bool = True) -> None:
         for style in (prompt_style, test_prompt_style):
             if style is not None and style != PIPELINE_ANSWER and \
                     style not in PROMPT_STYLES:
@@ -186,6 +192,7 @@ class InternVLProcessor:
         self.test_prompt_style = test_prompt_style or prompt_style
         self.test_reject_no_target = test_reject_no_target
         self.max_length = max_length
+        self.random_templates = random_templates
         self.special_texts = sorted(
             set(getattr(tokenizer, 'all_special_tokens', [])) |
             set(getattr(tokenizer, 'added_tokens_encoder', {})))
@@ -240,7 +247,7 @@ class InternVLProcessor:
         no_target = [False] * len(texts) if no_target is None \
             else [bool(v) for v in no_target]
         rng = None
-        if training:
+        if training and self.random_templates:
             seed = np.random.randint(2**31) if seed is None else seed
             rng = np.random.default_rng(seed)
         reject = training or self.test_reject_no_target

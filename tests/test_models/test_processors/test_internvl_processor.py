@@ -141,3 +141,19 @@ def test_prompt_texts():
     assert q == ' What are a b, cin this image? Please output segmentation ' \
         'masks.'
     assert a == 'Sure,a b:[SEG], c:[SEG].'
+
+
+def test_fixed_templates_in_training_when_asked():
+    proc = _processor(random_templates=False)
+    seen = {tuple(proc(['the red circle'], no_target=[False], training=True,
+                       seed=s)['input_ids'].tolist()) for s in range(8)}
+    assert len(seen) == 1
+    evaluation = proc(['the red circle'], no_target=[False])['input_ids']
+    assert seen == {tuple(evaluation.tolist())}
+    # the GT [REJ] is still written in training
+    rej = proc(['a unicorn'], no_target=[True], training=True)['answer']
+    assert '[REJ]' in rej
+    drawn = {tuple(_processor()(['the red circle'], no_target=[False],
+                                training=True, seed=s)['input_ids'].tolist())
+             for s in range(8)}
+    assert len(drawn) > 1
