@@ -26,6 +26,7 @@ from mmengine.logging import print_log
 
 from mmrefseg.apis import (
     build_runner,
+    finish_distributed,
     resolve_work_dir,
     use_tolerant_eval_loops,
 )
@@ -191,6 +192,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     cfg = build_cfg(args)
     runner = build_runner(cfg)
     runner.train()
+    finish_distributed()
 
 
 if __name__ == '__main__':

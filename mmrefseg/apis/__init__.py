@@ -10,6 +10,7 @@ from .refseg_inferencer import RefSegInferencer
 from .runner import (
                             add_checkpoint_match_hook,
                             build_runner,
+                            finish_distributed,
                             prepare_cpu_distributed,
                             resolve_work_dir,
                             use_tolerant_eval_loops,
@@ -17,6 +18,7 @@ from .runner import (
 
 __all__ = [
     'RefSegInferencer', 'add_checkpoint_match_hook', 'build_runner',
+    'finish_distributed',
     'inference_model', 'init_model', 'masks_to_rles',
     'prepare_cpu_distributed', 'resolve_work_dir', 'rles_to_masks',
     'summarize_masks', 'use_tolerant_eval_loops', 'write_prediction'

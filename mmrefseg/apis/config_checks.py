@@ -26,6 +26,8 @@ RUNNER_KEYS = frozenset({
     'model_wrapper_cfg', 'find_unused_parameters', 'sync_bn', 'compile',
     'runner_type', 'strategy', 'custom_imports', 'amp_dtype', 'cfg',
     'vis_backends',
+    # CheckpointMatchHook: partial loading is an explicit opt-in.
+    'load_from_partial',
 })
 
 

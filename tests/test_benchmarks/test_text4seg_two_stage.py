@@ -36,8 +36,10 @@ def test_stage2_config_reads_the_export_in_both_forms(two_stage, tmp_path):
         for loader in ('train_dataloader', 'val_dataloader'):
             steps = {s['type']: s for s in cfg[loader].dataset.pipeline}
             assert steps['Text4SegAnswer']['answer_format'] == form
-            assert steps['BuildConversation']['tokenizer'] == export
-            assert steps['BuildConversation']['question_first'] is True
+            assert 'BuildConversation' not in steps  # model-side prompts
+        # Stage 1's layout (question first) on the model-side processor.
+        assert cfg.model.backbone.processor.question_first is True
+        assert cfg.model.backbone.processor.prompt_style == 'answer'
         # Full answers are ~530 tokens at 16x16 with the tiny tokenizer.
         assert cfg.model.decode_head.max_new_tokens == (
             256 if form == 'rrle' else 768)

@@ -35,8 +35,6 @@ def _pipeline():
         dict(type='LoadRefImage'),
         dict(type='LoadRefMasks'),
         dict(type='InternVLImageTransform', image_size=56),
-        dict(type='BuildConversation', tokenizer=TOK,
-             num_image_tokens=NUM_IMAGE_TOKENS, test_mode=True),
         dict(type='PackRefSegInputs'),
     ]
 
