@@ -1,5 +1,5 @@
 # Copyright (c) mmrefseg contributors.
-"""Mask and box helpers shared by the metrics (torch + numpy only)."""
+"""Mask, box and ratio helpers shared by the metrics (torch + numpy only)."""
 from typing import Any
 
 import numpy as np
@@ -65,3 +65,16 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         b[:, 3] - b[:, 1], 0, None)
     union = area_a + area_b - inter
     return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+
+
+def percent(num: float, den: float) -> float:
+    """``100 * num / den``, NaN when undefined (``den == 0``).
+
+    Args:
+        num (float): Numerator.
+        den (float): Denominator.
+
+    Returns:
+        float: The ratio in percent, or NaN (a metric over no case).
+    """
+    return 100.0 * num / den if den > 0 else float('nan')

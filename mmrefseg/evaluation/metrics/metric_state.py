@@ -2,6 +2,9 @@
 """The running sums behind :class:`RefSegMetric`, mergeable across ranks."""
 from typing import Dict, Sequence
 
+import torch
+from mmengine import dist
+
 State = Dict[str, dict]
 
 
@@ -48,4 +51,33 @@ def merge_states(states: Sequence[State]) -> State:
     merged = empty_state()
     for state in states:
         add_state(merged, state)
+    return merged
+
+
+def all_reduce_state(state: State, sum_keys: Sequence[str]) -> State:
+    """Add up the states of all ranks; every rank gets the same result.
+
+    The sums travel as one float64 vector through an all-reduce (one
+    collective however many keys); the small dicts (parse counts, per-image
+    entries) are gathered as objects and merged with :func:`merge_states`.
+
+    Args:
+        state (dict): This rank's state.
+        sum_keys (Sequence[str]): Names of the sums, in the same order on
+            every rank; a key missing from ``state['sums']`` counts as 0.
+
+    Returns:
+        dict: The merged state of all ranks, its sums as floats keyed by
+        ``sum_keys``.
+    """
+    sums = state['sums']
+    vec = torch.tensor([float(sums.get(k, 0)) for k in sum_keys],
+                       dtype=torch.float64)
+    dist.all_reduce(vec, op='sum')
+    gathered = dist.all_gather_object(
+        dict(parse=state['parse'], images=state['images']))
+    merged = merge_states([
+        dict(sums={}, parse=g['parse'], images=g['images']) for g in gathered
+    ])
+    merged['sums'] = dict(zip(sum_keys, vec.tolist()))
     return merged

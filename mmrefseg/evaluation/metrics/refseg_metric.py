@@ -5,58 +5,41 @@ The metric streams: :meth:`RefSegMetric.process` reduces every sample to a
 handful of numbers and adds them to running sums, so memory does not grow
 with the split (except in ``giou_mode='image'``, see below). Across ranks the
 sums are all-reduced and every rank computes the same result.
+
+The pieces live next door: per-sample reduction (``sample_reduction``), the
+gRefCOCO rules (``gres_rules``), REC accuracy (``rec_accuracy``), parse
+failures (``parse_status``), the state and its cross-rank reduction
+(``metric_state``) and the log table (``metric_table``).
 """
 import logging
 import math
 from collections import OrderedDict
-from typing import Any, Dict, Hashable, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
-import numpy as np
-import torch
 from mmengine import dist
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 from mmengine.structures import BaseDataElement
-from torch import Tensor
 
 from mmrefseg.registry import METRICS
-from ..functional import as_mask, box_iou, mask_boxes
-from .metric_state import State, add_state, empty_state, merge_states
+from ..functional import percent
+from .gres_rules import MLLMSEG_GRES_EPS, gres_results
+from .metric_state import (
+    State,
+    add_state,
+    all_reduce_state,
+    empty_state,
+    merge_states,
+)
+from .metric_table import format_metric_table
+from .parse_status import parse_results
+from .sample_reduction import LISA_EPS, reduce_sample
 
-# Epsilons of the reference implementations; keeping them makes our numbers
-# match theirs to the printed precision.
-LISA_EPS = 1e-5  # LISA / MLLMSeg RES: iou = I / (U + 1e-5)
-MLLMSEG_GRES_EPS = 1e-8  # MLLMSeg GRES: iou = I / (U + 1e-8)
-
-
-def _ratio(num: float, den: float) -> float:
-    """``100 * num / den`` in percent, NaN when undefined (``den == 0``)."""
-    return 100.0 * num / den if den > 0 else float('nan')
-
-
-def _flags(value: Any, num: int, name: str) -> Optional[np.ndarray]:
-    """Per-expression bool flags from metainfo, or None when absent."""
-    if value is None:
-        return None
-    if isinstance(value, Tensor):
-        value = value.cpu().numpy()
-    flags = np.asarray(value, dtype=bool).reshape(-1)
-    if flags.size != num:
-        raise ValueError(f'`{name}` has {flags.size} entries for {num} '
-                         'expressions')
-    return flags
-
-
-def _field(sample: dict, name: str, sem_seg_name: str) -> Any:
-    """A typed [K, H, W] field of a ``RefSegDataSample``, or the K channels
-    of a plain ``SegDataSample``'s ``PixelData`` as a fallback."""
-    if sample.get(name) is not None:
-        return sample[name]
-    if sample.get(sem_seg_name) is not None:
-        return sample[sem_seg_name]['data']
-    raise KeyError(f'The sample of {sample.get("img_path")} has no {name} '
-                   f'(nor {sem_seg_name}); the metric needs ground truth '
-                   'and predictions.')
+# Re-exported: the metric's public names stay importable from this module.
+__all__ = [
+    'RefSegMetric', 'LISA_EPS', 'MLLMSEG_GRES_EPS', 'empty_state',
+    'merge_states'
+]
 
 
 @METRICS.register_module()
@@ -298,129 +281,14 @@ class RefSegMetric(BaseMetric):
 
     def _sample_state(self, sample: dict) -> State:
         """Reduce one sample (one image, K expressions) to a state."""
-        pred = as_mask(_field(sample, 'pred_masks', 'pred_sem_seg'))
-        gt = as_mask(_field(sample, 'gt_masks', 'gt_sem_seg'))
-        if pred.shape != gt.shape:
-            raise ValueError(f'pred_masks {tuple(pred.shape)} and '
-                             f'gt_masks {tuple(gt.shape)} differ; the '
-                             'prediction must be at the original size')
-        gt = gt.to(pred.device)
-        pred = pred.bool()
-        if self.ignore_index is not None:
-            valid = gt != self.ignore_index
-            gt = (gt != 0) & valid
-            pred = pred & valid
-        else:
-            gt = gt.bool()
-        num = pred.shape[0]
-        inter = (pred & gt).flatten(1).sum(1).tolist()
-        union = (pred | gt).flatten(1).sum(1).tolist()
-        pred_area = pred.flatten(1).sum(1).cpu().numpy()
-        gt_area = gt.flatten(1).sum(1).cpu().numpy()
-
-        gt_nt = sample.get('gt_no_target', sample.get('no_target'))
-        gt_nt = _flags(gt_nt, num, 'gt_no_target')
-        if gt_nt is None:
-            gt_nt = gt_area == 0
-        pred_nt = _flags(sample.get('pred_no_target'), num, 'pred_no_target')
-        if pred_nt is None:
-            pred_nt = pred_area == 0
-
         state = self._new_state()
-        sums = state['sums']
-        sums['num_expr'] = num
-        sums['I'] = int(sum(inter))
-        sums['U'] = int(sum(union))
-        lisa = [
-            i / (u + LISA_EPS) + (1.0 if u == 0 else 0.0)
-            for i, u in zip(inter, union)
-        ]
-        sums['giou'] = float(sum(lisa))
-        exact = [i / u if u > 0 else 1.0 for i, u in zip(inter, union)]
-        for t in self.pr_thrs:
-            sums[f'pr@{t:g}'] = sum(1 for v in exact if v >= t)
-        self._add_image_giou(state, sample, lisa)
-        self._add_rec(sums, sample, pred, gt, gt_nt)
-        self._add_gres(sums, inter, union, gt_nt, pred_nt)
-        status = sample.get('parse_status')
-        if status is not None:
-            if isinstance(status, str):
-                status = [status]
-            for kind in status:
-                state['parse'][kind] = state['parse'].get(kind, 0) + 1
+        reduce_sample(
+            sample, state, ignore_index=self.ignore_index,
+            pr_thrs=self.pr_thrs, giou_mode=self.giou_mode,
+            rec_box_style=self.rec_box_style,
+            rec_iou_rule=self.rec_iou_rule, rec_iou_thr=self.rec_iou_thr,
+            gres_rule=self.gres_rule)
         return state
-
-    def _add_image_giou(self, state: State, sample: dict,
-                        lisa: List[float]) -> None:
-        if self.giou_mode != 'image' or not lisa:
-            return
-        key: Optional[Hashable] = sample.get('img_id')
-        if key is None:
-            key = sample.get('img_path')
-        if key is None:
-            # Without a key the sample is one image on its own: its mean
-            # goes straight into the sums, no per-image entry needed.
-            state['sums']['anon_img_giou'] = sum(lisa) / len(lisa)
-            state['sums']['anon_img_num'] = 1
-            return
-        if isinstance(key, (np.integer, Tensor)):
-            key = int(key)
-        state['images'][key] = (float(sum(lisa)), len(lisa))
-
-    def _add_rec(self, sums: dict, sample: dict, pred: Tensor, gt: Tensor,
-                 gt_nt: np.ndarray) -> None:
-        has_target = ~gt_nt
-        if not has_target.any():
-            return
-        edges = self.rec_box_style == 'coco'
-        pred_boxes = mask_boxes(pred, edges=edges)
-        gt_boxes = sample.get('gt_bboxes')
-        if gt_boxes is None:
-            # GT boxes of the datasets are COCO boxes (pixel edges) whatever
-            # the style of the predicted box.
-            gt_boxes = mask_boxes(gt, edges=True)
-        else:
-            if isinstance(gt_boxes, Tensor):
-                gt_boxes = gt_boxes.cpu().numpy()
-            gt_boxes = np.asarray(gt_boxes, dtype=np.float64).reshape(-1, 4)
-            if gt_boxes.shape[0] != pred_boxes.shape[0]:
-                raise ValueError(f'`gt_bboxes` has {gt_boxes.shape[0]} boxes '
-                                 f'for {pred_boxes.shape[0]} expressions')
-        if self.rec_box_style == 'mllmseg':
-            gt_boxes = gt_boxes.astype(np.float16).astype(np.float64)
-        ious = box_iou(pred_boxes[has_target], gt_boxes[has_target])
-        if self.rec_iou_rule == '>=':
-            hits = ious >= self.rec_iou_thr
-        else:
-            hits = ious > self.rec_iou_thr
-        sums['rec_num'] = int(has_target.sum())
-        sums['rec_hits'] = int(hits.sum())
-
-    def _add_gres(self, sums: dict, inter: List[int], union: List[int],
-                  gt_nt: np.ndarray, pred_nt: np.ndarray) -> None:
-        for i, u, g_nt, p_nt in zip(inter, union, gt_nt.tolist(),
-                                    pred_nt.tolist()):
-            if g_nt:
-                if p_nt:
-                    sums['TP'] += 1
-                    sums['gres_iou'] += 1.0
-                else:
-                    sums['FN'] += 1
-                    sums['gres_U'] += u
-                continue
-            sums['FP' if p_nt else 'TN'] += 1
-            if self.gres_rule == 'rela':
-                if p_nt:
-                    i = 0
-                iou = i / u if u > 0 else 0.0
-            else:
-                iou = i / (u + MLLMSEG_GRES_EPS)
-            sums['gres_I'] += i
-            sums['gres_U'] += u
-            sums['gres_iou'] += iou
-            for t in self.pr_thrs:
-                if iou >= t:
-                    sums[f'gres_pr@{t:g}'] += 1
 
     # ------------------------------------------------------------------
     # results
@@ -441,34 +309,22 @@ class RefSegMetric(BaseMetric):
         num = sums['num_expr']
         res: Dict[str, float] = OrderedDict()
         res['num_expressions'] = int(num)
-        res['cIoU'] = _ratio(sums['I'], sums['U'])
+        res['cIoU'] = percent(sums['I'], sums['U'])
         if self.giou_mode == 'expression':
-            res['gIoU'] = _ratio(sums['giou'], num)
+            res['gIoU'] = percent(sums['giou'], num)
         else:
             means = [s / n for s, n in state['images'].values() if n > 0]
-            res['gIoU'] = _ratio(
+            res['gIoU'] = percent(
                 math.fsum(means) + sums['anon_img_giou'],
                 len(means) + sums['anon_img_num'])
         for t in self.pr_thrs:
-            res[f'Pr@{t:g}'] = _ratio(sums[f'pr@{t:g}'], num)
-        res[f'Acc@{self.rec_iou_thr:g}'] = _ratio(sums['rec_hits'],
-                                                  sums['rec_num'])
+            res[f'Pr@{t:g}'] = percent(sums[f'pr@{t:g}'], num)
+        res[f'Acc@{self.rec_iou_thr:g}'] = percent(sums['rec_hits'],
+                                                   sums['rec_num'])
         num_nt = sums['TP'] + sums['FN']
         if self.gres or (self.gres is None and num_nt > 0):
-            num_t = sums['TN'] + sums['FP']
-            res['gres_gIoU'] = _ratio(sums['gres_iou'], num)
-            res['gres_cIoU'] = _ratio(sums['gres_I'], sums['gres_U'])
-            res['N-acc'] = _ratio(sums['TP'], num_nt)
-            res['T-acc'] = _ratio(sums['TN'], num_t)
-            for t in self.pr_thrs:
-                res[f'gres_Pr@{t:g}'] = _ratio(sums[f'gres_pr@{t:g}'], num_t)
-        parse = state['parse']
-        if parse:
-            total = sum(parse.values())
-            fails = {k: v for k, v in parse.items() if k != 'ok'}
-            res['parse_fail_rate'] = _ratio(sum(fails.values()), total)
-            for kind in sorted(fails):
-                res[f'parse_fail/{kind}'] = int(fails[kind])
+            res.update(gres_results(sums, self.pr_thrs))
+        res.update(parse_results(state['parse']))
         return res
 
     def compute_metrics(self, results: list) -> Dict[str, float]:
@@ -481,22 +337,6 @@ class RefSegMetric(BaseMetric):
             dict: See :meth:`compute_from_state`.
         """
         return self.compute_from_state(merge_states(results))
-
-    def _sync(self, state: State) -> State:
-        """All-reduce the sums and gather the small dicts of all ranks."""
-        keys = self._sum_keys
-        sums = state['sums']
-        vec = torch.tensor([float(sums.get(k, 0)) for k in keys],
-                           dtype=torch.float64)
-        dist.all_reduce(vec, op='sum')
-        gathered = dist.all_gather_object(
-            dict(parse=state['parse'], images=state['images']))
-        merged = merge_states([
-            dict(sums={}, parse=g['parse'], images=g['images'])
-            for g in gathered
-        ])
-        merged['sums'] = dict(zip(keys, vec.tolist()))
-        return merged
 
     def evaluate(self, size: int) -> dict:
         """Drop sampler padding, reduce over ranks and compute the metrics.
@@ -511,7 +351,7 @@ class RefSegMetric(BaseMetric):
         rank, world_size = dist.get_dist_info()
         state = self.local_state(size, rank, world_size)
         if world_size > 1:
-            state = self._sync(state)
+            state = all_reduce_state(state, self._sum_keys)
         if state['sums'].get('num_expr', 0) == 0:
             print_log(
                 f'{self.__class__.__name__} saw no expression; check that '
@@ -536,38 +376,5 @@ class RefSegMetric(BaseMetric):
         Returns:
             str: The table.
         """
-
-        def fmt(value: float) -> str:
-            return 'n/a' if value != value else f'{value:.2f}'
-
-        res_keys = ['cIoU', 'gIoU'] + [f'Pr@{t:g}' for t in self.pr_thrs]
-        res_keys.append(f'Acc@{self.rec_iou_thr:g}')
-        rows = [
-            ('RES', ['#expr'] + res_keys, [str(metrics['num_expressions'])] +
-             [fmt(metrics[k]) for k in res_keys])
-        ]
-        if 'N-acc' in metrics:
-            gres_keys = ['gres_gIoU', 'gres_cIoU', 'N-acc', 'T-acc'
-                         ] + [f'gres_Pr@{t:g}' for t in self.pr_thrs]
-            counts = ['TP', 'FN', 'FP', 'TN']
-            rows.append((f'GRES ({self.gres_rule})',
-                         [k.replace('gres_', '') for k in gres_keys] + counts,
-                         [fmt(metrics[k]) for k in gres_keys] +
-                         [str(int(state['sums'].get(k, 0))) for k in counts]))
-        if 'parse_fail_rate' in metrics:
-            kinds = [k for k in metrics if k.startswith('parse_fail/')]
-            rows.append(('parse', ['fail %'] + [k[11:] for k in kinds],
-                         [fmt(metrics['parse_fail_rate'])] +
-                         [str(metrics[k]) for k in kinds]))
-        lines = []
-        for title, header, values in rows:
-            widths = [max(len(h), len(v)) for h, v in zip(header, values)]
-            sep = '+' + '+'.join('-' * (w + 2) for w in widths) + '+'
-            lines += [
-                f'{title}:', sep,
-                '| ' + ' | '.join(h.rjust(w)
-                                  for h, w in zip(header, widths)) + ' |', sep,
-                '| ' + ' | '.join(v.rjust(w)
-                                  for v, w in zip(values, widths)) + ' |', sep
-            ]
-        return '\n'.join(lines)
+        return format_metric_table(metrics, state['sums'], self.pr_thrs,
+                                   self.rec_iou_thr, self.gres_rule)
