@@ -1,9 +1,16 @@
 # Copyright (c) mmrefseg contributors.
+import math
+
 import numpy as np
 import pytest
 import torch
 
-from mmrefseg.evaluation.functional import as_mask, box_iou, mask_boxes
+from mmrefseg.evaluation.functional import (
+    as_mask,
+    box_iou,
+    mask_boxes,
+    percent,
+)
 
 
 def test_mask_boxes_edges_and_inclusive():
@@ -31,3 +38,9 @@ def test_as_mask_shapes():
     assert as_mask(torch.ones(2, 4, 5)).shape == (2, 4, 5)
     with pytest.raises(ValueError, match=r'\[K, H, W\]'):
         as_mask(torch.ones(1, 1, 4, 5))
+
+
+def test_percent_is_nan_without_cases():
+    assert percent(1, 4) == 25.0
+    assert percent(0, 3) == 0.0
+    assert math.isnan(percent(0, 0))
