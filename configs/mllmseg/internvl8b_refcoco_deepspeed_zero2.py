@@ -1,37 +1,12 @@
-# MLLMSeg 8B recipe (internvl8b_refcoco.py) with DeepSpeed ZeRO-2: MMEngine's
-# FlexibleRunner + DeepSpeedStrategy, bf16, gradient checkpointing (HF),
-# LoRA. Needs the optional extra: pip install -r requirements/deepspeed.txt
-# (GPU machines; see docs/scaling.md).
-#
-# Frozen bf16 + trainable fp32 parameters: with bf16 enabled DeepSpeed casts
-# the whole module to bf16 and keeps float32 master copies of the trainable
-# parameters (LoRA, new token rows, heads) in its ZeRO-2 optimizer, whose
-# states and gradients are partitioned over the GPUs; the frozen weights
-# stay a bf16 replica. This is the seed implementations' setup.
-#
-# Not run on CPU: MMEngine 0.10's DeepSpeedStrategy.setup_distributed always
-# calls init_dist, which calls torch.cuda.set_device before creating the
-# process group (no CPU path, unlike the DDP fix in mmrefseg/apis/runner.py),
-# and DeepSpeed is not installed on the CPU machines. tools/train.py says
-# so at start.
-_base_ = ['./internvl8b_refcoco.py']
-runner_type = 'FlexibleRunner'
+# MLLMSeg 8B recipe (internvl8b_refcoco.py) with DeepSpeed ZeRO-2; the
+# strategy is ../_base_/strategies/deepspeed_zero2_bf16.py.
+_base_ = [
+    './internvl8b_refcoco.py', '../_base_/strategies/deepspeed_zero2_bf16.py'
+]
 strategy = dict(
-    type='DeepSpeedStrategy',
-    bf16=dict(enabled=True),
-    zero_optimization=dict(
-        stage=2,
-        allgather_partitions=True,
-        reduce_scatter=True,
-        allgather_bucket_size=int(5e8),
-        reduce_bucket_size=int(5e8),
-        overlap_comm=True,
-        contiguous_gradients=True),
     gradient_clipping={{_base_.optim_wrapper.clip_grad.max_norm}},
     gradient_accumulation_steps={{_base_.optim_wrapper.accumulative_counts}},
-    train_micro_batch_size_per_gpu={{_base_.train_dataloader.batch_size}},
-    # Frozen weights are not saved twice: checkpoints hold what trains.
-    exclude_frozen_parameters=True)
+    train_micro_batch_size_per_gpu={{_base_.train_dataloader.batch_size}})
 optim_wrapper = dict(
     _delete_=True,
     type='DeepSpeedOptimWrapper',
