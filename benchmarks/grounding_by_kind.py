@@ -14,6 +14,13 @@ low target IoU means a well-drawn mask of the wrong object.
         work_dirs/x/iter_1500.pth \
         --val-samples 400
 """
+import os
+
+# Idle OpenMP threads sleep instead of spinning, so other busy processes
+# slow this one down in proportion instead of several-fold (set before
+# torch loads; docs/experiments.md, "CPU threads").
+os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
+
 import argparse
 import json
 import os.path as osp

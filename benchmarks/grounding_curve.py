@@ -10,6 +10,13 @@ for another object's of the same image (the control).
 Prints a table of cIoU (real, shuffled, gap) against training minutes
 (evaluation time excluded). The README quick start runs a short version.
 """
+import os
+
+# Idle OpenMP threads sleep instead of spinning, so other busy processes
+# slow this one down in proportion instead of several-fold (set before
+# torch loads; docs/experiments.md, "CPU threads").
+os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
+
 import argparse
 import os.path as osp
 import sys

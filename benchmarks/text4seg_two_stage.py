@@ -15,6 +15,13 @@ expressions, and the parse-failure rate by repair kind:
 Everything is in iterations (timing-independent); training minutes are
 printed next to them. See docs/text4seg_two_stage.md.
 """
+import os
+
+# Idle OpenMP threads sleep instead of spinning, so other busy processes
+# slow this one down in proportion instead of several-fold (set before
+# torch loads; docs/experiments.md, "CPU threads").
+os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
+
 import argparse
 import json
 import os.path as osp
