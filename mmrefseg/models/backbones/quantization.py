@@ -1,0 +1,410 @@
+# Copyright (c) mmrefseg contributors.
+"""4-bit / 8-bit base weights for the frozen LLM (QLoRA-style recipes).
+
+``InternVLBackbone(quantization_config=dict(bits=4))`` stores the Linear
+layers of the frozen LLM in bitsandbytes' NF4 (or LLM.int8()) format and
+trains LoRA adapters on top. Everything else keeps its dtype: the ViT, the
+projector, ``lm_head`` (its rows of the added tokens are trained and it
+scores [REJ] against [SEG]), the embeddings (``nn.Embedding``, never
+quantized by bitsandbytes) and every trainable module.
+
+Two ways in, one result:
+
+* ``pretrained``: transformers' own loader quantizes each tensor as it is
+  read (``from_pretrained(quantization_config=BitsAndBytesConfig(...))``);
+* ``config`` (random weights, tests, benchmarks): the model is built in its
+  dtype, then :func:`quantize_linear_layers_` swaps the same modules with
+  transformers' ``replace_with_bnb_linear`` and quantizes the existing
+  weights tensor by tensor with bitsandbytes' parameter classes, the steps
+  transformers' loader takes per tensor.
+"""
+import importlib.util
+from typing import Dict, List, Optional
+
+import torch
+import torch.nn as nn
+
+#: What to install for quantized base weights.
+QUANT_EXTRA = ("pip install 'mmrefseg[quant]' (or pip install -r "
+               'requirements/quant.txt)')
+#: Modules of ``InternVLForConditionalGeneration`` never quantized: the
+#: ViT, the projector and ``lm_head`` (transformers' skip patterns match a
+#: name's start at a module boundary, or its end).
+SKIP_MODULES = ('model.vision_tower', 'model.multi_modal_projector',
+                'lm_head')
+#: Keys of the plain-dict ``quantization_config``.
+QUANT_KEYS = ('bits', 'quant_type', 'double_quant', 'compute_dtype',
+              'skip_modules', 'int8_threshold', 'upcast')
+#: What :func:`prepare_for_kbit_training` casts to float32.
+UPCAST_CHOICES = ('norms', 'all', 'none')
+
+
+def require_bitsandbytes() -> None:
+    """Fail early, naming the extra, when bitsandbytes is missing.
+
+    Raises:
+        ImportError: bitsandbytes is not installed.
+    """
+    if importlib.util.find_spec('bitsandbytes') is None:
+        raise ImportError(
+            'quantization_config needs bitsandbytes, which is not '
+            f'installed: {QUANT_EXTRA}.')
+
+
+def build_bnb_config(cfg: dict):
+    """transformers' ``BitsAndBytesConfig`` from a plain dict.
+
+    Args:
+        cfg (dict): ``bits`` (4 or 8, required) and optionally
+            ``quant_type`` ('nf4' default, or 'fp4'), ``double_quant``
+            (True: the 4-bit block scales are quantized too, ~0.37 bit per
+            weight less), ``compute_dtype`` ('bfloat16' default; the dtype
+            4-bit layers dequantize to for their matmul), ``skip_modules``
+            (more module names to keep, added to :data:`SKIP_MODULES`),
+            ``int8_threshold`` (LLM.int8()'s outlier threshold, 6.0) and
+            ``upcast`` (see :func:`prepare_for_kbit_training`; not a
+            bitsandbytes field).
+
+    Returns:
+        BitsAndBytesConfig: with ``llm_int8_skip_modules`` set.
+
+    Raises:
+        ValueError: An unknown key, or ``bits`` other than 4 or 8.
+    """
+    from transformers import BitsAndBytesConfig
+    unknown = sorted(set(cfg) - set(QUANT_KEYS))
+    if unknown:
+        raise ValueError(f'Unknown quantization_config key(s) {unknown}; '
+                         f'valid keys: {list(QUANT_KEYS)}.')
+    bits = cfg.get('bits')
+    if bits not in (4, 8):
+        raise ValueError('quantization_config.bits must be 4 (NF4) or 8 '
+                         f'(LLM.int8()), got {bits!r}.')
+    if cfg.get('upcast', 'norms') not in UPCAST_CHOICES:
+        raise ValueError(f'quantization_config.upcast must be one of '
+                         f"{UPCAST_CHOICES}, got {cfg['upcast']!r}.")
+    skip = list(SKIP_MODULES) + list(cfg.get('skip_modules') or [])
+    if bits == 8:
+        return BitsAndBytesConfig(
+            load_in_8bit=True, llm_int8_skip_modules=skip,
+            llm_int8_threshold=float(cfg.get('int8_threshold', 6.0)))
+    return BitsAndBytesConfig(
+        load_in_4bit=True, llm_int8_skip_modules=skip,
+        bnb_4bit_quant_type=cfg.get('quant_type', 'nf4'),
+        bnb_4bit_use_double_quant=bool(cfg.get('double_quant', True)),
+        bnb_4bit_compute_dtype=getattr(
+            torch, cfg.get('compute_dtype', 'bfloat16')))
+
+
+def check_backend(device: Optional[torch.device] = None) -> None:
+    """Refuse a device that the installed bitsandbytes cannot run on.
+
+    Args:
+        device (torch.device, optional): where the model will run; the
+            first accelerator if there is one, else the CPU.
+
+    Raises:
+        RuntimeError: bitsandbytes has no backend for the device.
+    """
+    import bitsandbytes as bnb
+    if device is None:
+        device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    supported = set(getattr(bnb, 'supported_torch_devices', ()) or ())
+    kind = torch.device(device).type
+    if kind not in supported:
+        raise RuntimeError(
+            f'bitsandbytes {bnb.__version__} has no {kind} backend (it '
+            f'supports {sorted(supported) or "none"}); 4/8-bit weights need '
+            'a bitsandbytes with a backend for this device (CPU and CUDA: '
+            f'0.50.2, the version tested here). {QUANT_EXTRA}.')
+
+
+def quantize_linear_layers_(model: nn.Module, bnb_config) -> nn.Module:
+    """Quantize an already built HF model in place (random weights).
+
+    The modules transformers' loader would quantize (every ``nn.Linear``
+    not matched by ``llm_int8_skip_modules``) are swapped for
+    bitsandbytes' ``Linear4bit``/``Linear8bitLt`` by transformers'
+    ``replace_with_bnb_linear``, then given the existing weights, quantized
+    on the device they are on.
+
+    Args:
+        model (PreTrainedModel): built, with weights, on CPU or a GPU.
+        bnb_config (BitsAndBytesConfig): from :func:`build_bnb_config`.
+
+    Returns:
+        PreTrainedModel: the same model, flagged like a quantized load.
+    """
+    import bitsandbytes as bnb
+    from transformers.integrations.bitsandbytes import replace_with_bnb_linear
+    old = {name: m for name, m in model.named_modules()
+           if type(m) is nn.Linear}
+    replace_with_bnb_linear(
+        model, modules_to_not_convert=bnb_config.llm_int8_skip_modules,
+        quantization_config=bnb_config)
+    eight_bit = bnb_config.load_in_8bit
+    for name, linear in old.items():
+        new = model.get_submodule(name)
+        if new is linear:  # skipped
+            continue
+        weight = linear.weight.data
+        device = weight.device
+        if eight_bit:
+            # Int8Params quantizes when it moves from the CPU to a device.
+            param = bnb.nn.Int8Params(weight.to('cpu'), requires_grad=False,
+                                      has_fp16_weights=False).to(device)
+        else:
+            param = bnb.nn.Params4bit(
+                weight, requires_grad=False, **new.weight.__dict__).to(device)
+            param.module = new
+        new.weight = param
+        if linear.bias is not None:
+            new.bias = nn.Parameter(linear.bias.data, requires_grad=False)
+        if not eight_bit:
+            new.quant_state = param.quant_state
+    flag = 'is_loaded_in_8bit' if eight_bit else 'is_loaded_in_4bit'
+    setattr(model, flag, True)
+    model.config.quantization_config = bnb_config
+    return model
+
+
+def prepare_for_kbit_training(model: nn.Module, upcast: str = 'norms'
+                              ) -> nn.Module:
+    """The steps of peft's ``prepare_model_for_kbit_training`` we need.
+
+    peft freezes everything, casts every non-quantized bf16/fp16 parameter
+    to float32, and (for reentrant checkpointing) makes the input
+    embeddings require grad. Here the backbone freezes per part itself
+    (``_configure_training``), and its checkpointing is non-reentrant
+    (``use_reentrant=False``), which back-propagates into LoRA without the
+    input-grad hook. The cast is the one choice:
+
+    * ``'norms'`` (default): only the LLM's normalisation weights go to
+      float32, the part of peft's cast that matters for stability. The ViT,
+      projector, embeddings and lm_head stay bf16 and run under autocast:
+      casting them too costs 2 extra bytes per parameter, 2.1 GB for
+      InternVL2.5-8B (1.06 B such parameters).
+    * ``'all'``: peft's own function (everything non-quantized in float32).
+    * ``'none'``: no cast.
+
+    Args:
+        model (PreTrainedModel): a quantized InternVL.
+        upcast (str): one of :data:`UPCAST_CHOICES`.
+
+    Returns:
+        PreTrainedModel: the same model.
+    """
+    if upcast == 'all':
+        from peft import prepare_model_for_kbit_training
+        return prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=False)
+    if upcast == 'norms':
+        for module in model.model.language_model.modules():
+            if 'Norm' not in type(module).__name__:
+                continue
+            for param in module.parameters(recurse=False):
+                if param.dtype in (torch.float16, torch.bfloat16):
+                    param.data = param.data.float()
+    return model
+
+
+def backbone_quantization(cfg: Optional[dict], freeze_llm: bool):
+    """Check a backbone's ``quantization_config`` and build its
+    ``BitsAndBytesConfig`` before any weight is created.
+
+    Args:
+        cfg (dict, optional): the plain dict (:func:`build_bnb_config`).
+        freeze_llm (bool): the backbone's ``freeze_llm``.
+
+    Returns:
+        BitsAndBytesConfig | None: None when ``cfg`` is None or empty.
+
+    Raises:
+        ValueError: the LLM is to be trained (quantized weights take no
+            gradient: train LoRA on a frozen LLM), or a bad key/value.
+        ImportError: bitsandbytes is missing (names the extra).
+        RuntimeError: bitsandbytes cannot run on this machine's device.
+    """
+    if not cfg:
+        return None
+    if not freeze_llm:
+        raise ValueError(
+            'quantization_config stores the LLM in 4/8 bits, which cannot be '
+            'trained; set freeze_llm=True and train LoRA adapters '
+            '(llm_lora) on top.')
+    bnb_config = build_bnb_config(cfg)
+    require_bitsandbytes()
+    check_backend()
+    return bnb_config
+
+
+def quantize_for_training(model: nn.Module, bnb_config, cfg: dict
+                          ) -> nn.Module:
+    """Quantize a randomly initialised model (a ``from_pretrained`` load is
+    already quantized), then :func:`prepare_for_kbit_training`.
+
+    Args:
+        model (PreTrainedModel): the backbone's HF model.
+        bnb_config (BitsAndBytesConfig): from :func:`backbone_quantization`.
+        cfg (dict): the plain dict (for ``upcast``).
+
+    Returns:
+        PreTrainedModel: the same model.
+    """
+    import bitsandbytes as bnb
+    loaded = getattr(model, 'is_loaded_in_4bit', False) or getattr(
+        model, 'is_loaded_in_8bit', False)
+    if not loaded:
+        quantize_linear_layers_(model, bnb_config)
+    for module in model.modules():
+        if isinstance(module, bnb.nn.Linear4bit):
+            module.register_load_state_dict_pre_hook(_load_4bit_state)
+    return prepare_for_kbit_training(model, cfg.get('upcast', 'norms'))
+
+
+def _load_4bit_state(module: nn.Module, state_dict: dict, prefix: str,
+                     *args) -> None:
+    """Let ``load_state_dict`` (MMEngine's resume, ``load_from``) restore a
+    ``Linear4bit``: its state dict holds the packed weight plus its
+    quantization state as ``weight.absmax``, ``weight.quant_map``, ...
+    keys, which ``nn.Module`` would report as unexpected and drop. They
+    are consumed here and the weight rebuilt from them, as transformers'
+    loader does for a pre-quantized checkpoint.
+    """
+    import bitsandbytes as bnb
+    key = prefix + 'weight'
+    stats = {k[len(key) + 1:]: state_dict.pop(k) for k in list(state_dict)
+             if k.startswith(key + '.')}
+    if stats and key in state_dict:
+        module.weight = bnb.nn.Params4bit.from_prequantized(
+            data=state_dict[key], quantized_stats=stats,
+            requires_grad=False, device=module.weight.device, module=module)
+
+
+def is_quantized_weight(param: torch.Tensor) -> bool:
+    """Whether a parameter holds bitsandbytes 4-bit or int8 data."""
+    return type(param).__name__ in ('Params4bit', 'Int8Params')
+
+
+def quantized_linear_names(model: nn.Module) -> List[str]:
+    """Names of the modules whose weight is quantized."""
+    # The module owning the parameter (peft's LoRA wrapper only shows it).
+    return [name for name, m in model.named_modules()
+            if is_quantized_weight(m._parameters.get('weight'))]
+
+
+def weight_bytes(model: nn.Module) -> Dict[str, int]:
+    """Bytes held by parameters, split quantized / other.
+
+    A 4-bit weight counts its packed data plus its quantization state
+    (block scales, second-level scales and code book); an int8 weight its
+    data plus its per-row scales.
+
+    Args:
+        model (nn.Module): any module.
+
+    Returns:
+        dict: ``quantized`` and ``other`` byte counts.
+    """
+    quant = other = 0
+    for module in model.modules():
+        for name, param in module.named_parameters(recurse=False):
+            nbytes = param.numel() * param.element_size()
+            if not is_quantized_weight(param):
+                other += nbytes
+                continue
+            quant += nbytes
+            state = getattr(param, 'quant_state', None)
+            if state is not None:
+                quant += _state_bytes(state)
+            # Linear8bitLt moves the row scales to its state at first use.
+            scb = getattr(param, 'SCB', None)
+            if scb is None:
+                scb = getattr(getattr(module, 'state', None), 'SCB', None)
+            if scb is not None:
+                quant += scb.numel() * scb.element_size()
+    return dict(quantized=quant, other=other)
+
+
+def _state_bytes(state) -> int:
+    total = 0
+    for key in ('absmax', 'code'):
+        t = getattr(state, key, None)
+        if isinstance(t, torch.Tensor):
+            total += t.numel() * t.element_size()
+    if getattr(state, 'nested', False):
+        total += _state_bytes(state.state2) + 4  # + fp32 offset
+    return total
+
+
+def estimate_weight_bytes(model: nn.Module, bnb_config) -> Dict[str, int]:
+    """Bytes of a model's parameters once quantized, without quantizing.
+
+    Works on a model built on the meta device (the 8B configs): every
+    ``nn.Linear`` that transformers would quantize is counted at the
+    storage bitsandbytes gives it, everything else at its own dtype. For
+    4 bits: half a byte per weight, one 8-bit block scale per 64 weights
+    with double quantization (a float32 one without), and per layer the
+    second-level scales (one float32 per 256 blocks), the 16-entry code
+    book and the 256-entry second-level code book. For 8 bits: a byte per
+    weight and one float32 scale per output row. It equals
+    :func:`weight_bytes` of the quantized model (tests check it).
+
+    Args:
+        model (nn.Module): the HF model, on any device (meta included).
+        bnb_config (BitsAndBytesConfig): from :func:`build_bnb_config`.
+
+    Returns:
+        dict: ``quantized`` and ``other`` byte counts.
+    """
+    from transformers.quantizers.quantizers_utils import should_convert_module
+    skip = bnb_config.llm_int8_skip_modules
+    quant = other = 0
+    for name, module in model.named_modules():
+        own = list(module.parameters(recurse=False))
+        if type(module) is nn.Linear and should_convert_module(name, skip):
+            n = module.weight.numel()
+            if bnb_config.load_in_8bit:
+                quant += n + 4 * module.out_features
+            else:
+                blocks = -(-n // 64)
+                if bnb_config.bnb_4bit_use_double_quant:
+                    scales = blocks + 4 * -(-blocks // 256) + 4 * 256 + 4
+                else:
+                    scales = 4 * blocks
+                quant += -(-n // 2) + scales + 4 * 16
+            own = [module.bias] if module.bias is not None else []
+        other += sum(p.numel() * p.element_size() for p in own)
+    return dict(quantized=quant, other=other)
+
+
+def check_quantized_strategy(cfg) -> None:
+    """Refuse a quantized backbone under FSDP, before anything is built.
+
+    FSDP flattens the parameters of a unit into one tensor of one dtype and
+    shards, gathers and frees it as raw storage. A bitsandbytes weight is
+    packed uint8/int8 data whose scales live beside it (``quant_state``,
+    ``SCB``), which FSDP would neither shard nor gather, and the FSDP
+    configs keep every parameter float32 to get one dtype per unit. Use
+    the quantized config with DDP: every GPU then holds the 4-bit replica
+    (5.8 GB for InternVL2.5-8B) instead of a 16 GB bf16 one.
+
+    Args:
+        cfg (Config | dict): the full config.
+
+    Raises:
+        ValueError: ``quantization_config`` with an FSDP strategy.
+    """
+    backbone = (cfg.get('model') or {}).get('backbone') or {}
+    strategy = cfg.get('strategy') or {}
+    if not backbone.get('quantization_config'):
+        return
+    if cfg.get('runner_type') == 'FlexibleRunner' and \
+            strategy.get('type') == 'FSDPStrategy':
+        raise ValueError(
+            'model.backbone.quantization_config cannot be combined with '
+            'FSDPStrategy: FSDP shards flat parameters of one dtype and '
+            "does not carry bitsandbytes' quantization state (the block "
+            'scales kept beside each 4/8-bit weight). Train the quantized '
+            'config with DDP (tools/dist_train.sh CONFIG N, no runner_type/'
+            'strategy), or drop quantization_config to use FSDP.')
