@@ -36,7 +36,7 @@ SKIP_MODULES = ('model.vision_tower', 'model.multi_modal_projector',
 QUANT_KEYS = ('bits', 'quant_type', 'double_quant', 'compute_dtype',
               'skip_modules', 'int8_threshold', 'upcast')
 #: What :func:`prepare_for_kbit_training` casts to float32.
-UPCAST_CHOICES = ('norms', 'all', 'none')
+UPCAST_CHOICES = ('none', 'all')
 
 
 def require_bitsandbytes() -> None:
@@ -62,7 +62,8 @@ def build_bnb_config(cfg: dict):
             4-bit layers dequantize to for their matmul), ``skip_modules``
             (more module names to keep, added to :data:`SKIP_MODULES`),
             ``int8_threshold`` (LLM.int8()'s outlier threshold, 6.0) and
-            ``upcast`` (see :func:`prepare_for_kbit_training`; not a
+            ``upcast`` ('none' or 'all', see
+            :func:`prepare_for_kbit_training`; not a
             bitsandbytes field).
 
     Returns:
@@ -80,7 +81,7 @@ def build_bnb_config(cfg: dict):
     if bits not in (4, 8):
         raise ValueError('quantization_config.bits must be 4 (NF4) or 8 '
                          f'(LLM.int8()), got {bits!r}.')
-    if cfg.get('upcast', 'norms') not in UPCAST_CHOICES:
+    if cfg.get('upcast', 'none') not in UPCAST_CHOICES:
         raise ValueError(f'quantization_config.upcast must be one of '
                          f"{UPCAST_CHOICES}, got {cfg['upcast']!r}.")
     skip = list(SKIP_MODULES) + list(cfg.get('skip_modules') or [])
@@ -168,7 +169,7 @@ def quantize_linear_layers_(model: nn.Module, bnb_config) -> nn.Module:
     return model
 
 
-def prepare_for_kbit_training(model: nn.Module, upcast: str = 'norms'
+def prepare_for_kbit_training(model: nn.Module, upcast: str = 'none'
                               ) -> nn.Module:
     """The steps of peft's ``prepare_model_for_kbit_training`` we need.
 
@@ -179,13 +180,17 @@ def prepare_for_kbit_training(model: nn.Module, upcast: str = 'norms'
     (``use_reentrant=False``), which back-propagates into LoRA without the
     input-grad hook. The cast is the one choice:
 
-    * ``'norms'`` (default): only the LLM's normalisation weights go to
-      float32, the part of peft's cast that matters for stability. The ViT,
-      projector, embeddings and lm_head stay bf16 and run under autocast:
-      casting them too costs 2 extra bytes per parameter, 2.1 GB for
-      InternVL2.5-8B (1.06 B such parameters).
-    * ``'all'``: peft's own function (everything non-quantized in float32).
-    * ``'none'``: no cast.
+    * ``'none'`` (default): the frozen parts keep the config's
+      ``torch_dtype`` (bf16 in the 8B recipes), so activations flow in the
+      same dtype as in the unquantized recipe; 4-bit layers compute in
+      ``compute_dtype`` and return their input's dtype, and the norms
+      already compute their statistics in float32. Casting only the norms
+      (peft's stated aim) would turn the LLM's hidden states float32 and
+      break a bf16 ``lm_head`` wherever no autocast runs (CPU training
+      without hardware bf16, evaluation).
+    * ``'all'``: peft's own function: everything non-quantized in float32,
+      2 more bytes per such parameter (2.2 GB for InternVL2.5-8B, whose
+      ViT, projector, embeddings and lm_head hold 1.10 B parameters).
 
     Args:
         model (PreTrainedModel): a quantized InternVL.
@@ -198,13 +203,6 @@ def prepare_for_kbit_training(model: nn.Module, upcast: str = 'norms'
         from peft import prepare_model_for_kbit_training
         return prepare_model_for_kbit_training(
             model, use_gradient_checkpointing=False)
-    if upcast == 'norms':
-        for module in model.model.language_model.modules():
-            if 'Norm' not in type(module).__name__:
-                continue
-            for param in module.parameters(recurse=False):
-                if param.dtype in (torch.float16, torch.bfloat16):
-                    param.data = param.data.float()
     return model
 
 
@@ -259,7 +257,7 @@ def quantize_for_training(model: nn.Module, bnb_config, cfg: dict
     for module in model.modules():
         if isinstance(module, bnb.nn.Linear4bit):
             module.register_load_state_dict_pre_hook(_load_4bit_state)
-    return prepare_for_kbit_training(model, cfg.get('upcast', 'norms'))
+    return prepare_for_kbit_training(model, cfg.get('upcast', 'none'))
 
 
 def _load_4bit_state(module: nn.Module, state_dict: dict, prefix: str,
@@ -362,7 +360,10 @@ def estimate_weight_bytes(model: nn.Module, bnb_config) -> Dict[str, int]:
     quant = other = 0
     for name, module in model.named_modules():
         own = list(module.parameters(recurse=False))
-        if type(module) is nn.Linear and should_convert_module(name, skip):
+        # LoRA's own Linear layers (a model built with adapters) are
+        # trainable float32, never quantized.
+        if type(module) is nn.Linear and '.lora_' not in name and \
+                should_convert_module(name, skip):
             n = module.weight.numel()
             if bnb_config.load_in_8bit:
                 quant += n + 4 * module.out_features

@@ -8,8 +8,12 @@ import warnings
 import pytest
 import torch
 from mmengine.config import Config
+from mmengine.runner.checkpoint import (
+    load_state_dict as mmengine_load_state_dict,
+)
 from transformers import InternVLConfig, InternVLForConditionalGeneration
 
+from mmrefseg.engine.hooks.checkpoint_match_hook import compare_state_dict
 from mmrefseg.models.backbones import quantization as quant
 from mmrefseg.registry import MODELS
 from mmrefseg.testing import tiny_internvl_config
@@ -81,7 +85,7 @@ def test_bnb_config_from_dict():
     with pytest.raises(ValueError, match=r"\['bit'\]"):
         quant.build_bnb_config(dict(bit=4))
     with pytest.raises(ValueError, match='upcast'):
-        quant.build_bnb_config(dict(bits=4, upcast='layers'))
+        quant.build_bnb_config(dict(bits=4, upcast='norms'))
 
 
 @pytest.mark.parametrize('bits', [4, 8])
@@ -122,13 +126,10 @@ def test_llm_linears_quantized_and_nothing_else(bits):
         plain, quant.build_bnb_config(dict(bits=bits)))['quantized']
     ratio = measured / bf16_linears
     assert bits / 16 < ratio < bits / 16 + 0.15, ratio
-    # The LLM norms went to float32 (upcast='norms'); other frozen parts
-    # stay bf16.
-    norms = [p for n, p in bb.hf.model.language_model.named_parameters()
-             if 'norm' in n]
-    assert norms and all(p.dtype == torch.float32 for p in norms)
-    assert bb.hf.model.vision_tower.embeddings.patch_embeddings \
-        .projection.weight.dtype == torch.bfloat16
+    # Frozen parts keep the config's dtype (upcast='none').
+    frozen = [p for p in bb.parameters()
+              if not p.requires_grad and not quant.is_quantized_weight(p)]
+    assert frozen and all(p.dtype == torch.bfloat16 for p in frozen)
 
 
 @pytest.mark.parametrize('bits', [4, 8])
@@ -144,9 +145,17 @@ def test_output_close_to_unquantized(bits):
     assert low < rel < high, rel
 
 
-@pytest.mark.parametrize('bits', [4, 8])
-def test_training_step_changes_only_lora_and_new_rows(bits):
-    bb = _build(_cfg(bits)).train()
+@pytest.mark.parametrize('bits,upcast', [(4, 'none'), (8, 'none'),
+                                         (4, 'all')])
+def test_training_step_changes_only_lora_and_new_rows(bits, upcast):
+    cfg = _cfg(bits, torch_dtype='bfloat16')
+    cfg['quantization_config']['upcast'] = upcast
+    bb = _build(cfg).train()
+    # 'all' is peft's cast: every non-quantized parameter float32.
+    frozen = {p.dtype for p in bb.parameters()
+              if not quant.is_quantized_weight(p)}
+    assert frozen == ({torch.float32} if upcast == 'all' else
+                      {torch.float32, torch.bfloat16})
     assert bb.hf.is_gradient_checkpointing
     before = {n: p.detach().clone() for n, p in bb.named_parameters()}
     trainable = [p for p in bb.parameters() if p.requires_grad]
@@ -174,11 +183,18 @@ def test_state_dict_round_trip(bits):
     batch = _batch(a)
     key = 'hf.model.language_model.layers.0.mlp.up_proj.base_layer.weight'
     assert not torch.equal(a.state_dict()[key], b.state_dict()[key])
+    state = a.state_dict()
+    # CheckpointMatchHook's comparison sees the same keys and shapes.
+    assert not compare_state_dict(b, state)
     with torch.no_grad():
-        # Into a fresh model, as MMEngine resumes (before any forward).
-        b.load_state_dict(copy.deepcopy(a.state_dict()), strict=True)
-        assert torch.equal(a(*batch).last_hidden_state,
-                           b(*batch).last_hidden_state)
+        # Into a fresh model, as MMEngine resumes (before any forward), by
+        # torch's loader and by MMEngine's.
+        b.load_state_dict(copy.deepcopy(state), strict=True)
+        c = _build(_cfg(bits), seed=2).eval()
+        mmengine_load_state_dict(c, copy.deepcopy(state), strict=True)
+        expect = a(*batch).last_hidden_state
+        assert torch.equal(expect, b(*batch).last_hidden_state)
+        assert torch.equal(expect, c(*batch).last_hidden_state)
 
 
 def test_pretrained_load_equals_in_place_quantization(tmp_path):
