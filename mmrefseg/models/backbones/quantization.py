@@ -19,7 +19,8 @@ Two ways in, one result:
   transformers' loader takes per tensor.
 """
 import importlib.util
-from typing import Dict, List, Optional
+from contextlib import contextmanager
+from typing import Dict, Iterator, List, Optional
 
 import torch
 import torch.nn as nn
@@ -282,6 +283,31 @@ def _load_4bit_state(module: nn.Module, state_dict: dict, prefix: str,
 def is_quantized_weight(param: torch.Tensor) -> bool:
     """Whether a parameter holds bitsandbytes 4-bit or int8 data."""
     return type(param).__name__ in ('Params4bit', 'Int8Params')
+
+
+@contextmanager
+def quantized_weights_set_aside(model: nn.Module) -> Iterator[None]:
+    """Unregister the 4/8-bit weights of ``model`` for the block, then put
+    them back (for code that walks every parameter expecting floats, such
+    as MMEngine's ``BaseModule.init_weights``, which logs their means).
+
+    Args:
+        model (nn.Module): any module.
+
+    Yields:
+        None
+    """
+    aside = []
+    for module in model.modules():
+        weight = module._parameters.get('weight')
+        if is_quantized_weight(weight):
+            aside.append((module, weight))
+            del module._parameters['weight']
+    try:
+        yield
+    finally:
+        for module, weight in aside:
+            module._parameters['weight'] = weight
 
 
 def quantized_linear_names(model: nn.Module) -> List[str]:
