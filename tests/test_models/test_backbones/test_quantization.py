@@ -279,3 +279,11 @@ def test_qlora_configs_and_their_memory_comment(path, base):
         line = re.search(label + r'.*', text)[0]
         assert f'{sum(est.values()) / 1e9:.2f} GB' in line, line
         assert f"{est['quantized'] / 1e9:.2f} quantized" in line, line
+
+
+def test_export_refuses_quantized_weights():
+    from mmrefseg.converters.refsegmentor_export import merge_lora_layers
+    bb = _build(_cfg(4))
+    with pytest.raises(ValueError, match='4/8-bit weights'):
+        merge_lora_layers(bb.hf)
+    assert merge_lora_layers(_build(_cfg()).hf) == 14  # bf16: merges
