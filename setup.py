@@ -77,6 +77,7 @@ setup(
         'tests': read_requirements('tests.txt'),
         'flash': ['flash-attn>=2.6'],
         'demo': read_requirements('demo.txt'),
+        'quant': read_requirements('quant.txt'),
     },
     license='Apache License 2.0',
     zip_safe=False,

@@ -14,11 +14,20 @@ keep the real sizes. Measures, per method:
 * a training step (forward, backward, AdamW update, no accumulation) at
   batch 1/2/4 with and without gradient checkpointing: seconds per step
   (median of ``--steps`` after one warm-up step) and peak GPU memory;
-* teacher-forced evaluation: expressions per second at ``--eval-batch``.
+* teacher-forced evaluation: expressions per second at ``--eval-batch``;
+* the low-memory recipe (``configs/*/*_qlora.py``): the same model with the
+  LLM's Linear weights in 4-bit NF4 (``nf4``) or 8-bit LLM.int8()
+  (``int8``) through bitsandbytes, LoRA on top; training rows with gradient
+  checkpointing only (the recipe), and evaluation. ``--weights`` picks the
+  variants (default: all three). ``model GiB`` is the memory the built
+  model holds (GPU: allocated after the build; CPU: its parameters).
 
-One call fits in 8 minutes on one H100 (two model builds of ~1 min each,
-the rest is steps); each row is printed as soon as it is measured and the
-table is also written to ``$OUT/gpu_8b.json`` when ``OUT`` is set.
+The bf16 rows fit one call of 8 minutes on one H100 (two model builds of ~1
+min each, the rest is steps); the quantized variants add four builds, so
+on a tight budget run them as a second call (``--weights bf16`` in the
+first, ``--weights nf4 int8`` in the second; not timed yet, no GPU was
+lent). Each row is printed as soon as it is measured and the table
+is also written to ``$OUT/gpu_8b.json`` when ``OUT`` is set.
 
     python benchmarks/gpu_8b.py                 # on a GPU
     python benchmarks/gpu_8b.py --dry-run       # CPU: builds every variant
@@ -26,7 +35,12 @@ table is also written to ``$OUT/gpu_8b.json`` when ``OUT`` is set.
 ``--dry-run`` builds both models at the full 8B shapes on the meta device
 (parameter counts, LoRA, checkpointing switches), then runs every variant's
 code path with a 1-layer, narrow model on the CPU; times and memory then
-mean nothing. Never run in CI except the dry run (tests/test_benchmarks).
+mean nothing. Quantized variants: at the 8B shapes the quantization config
+is built and checked (bitsandbytes installed, a backend for the device)
+but not applied, since meta tensors hold no values to quantize; the row
+gives the computed weight size instead. The tiny CPU model is really
+quantized (bitsandbytes' CPU backend) and trained. Never run in CI except
+the dry run (tests/test_benchmarks).
 """
 import argparse
 import json
@@ -47,6 +61,8 @@ METHODS = {
 }
 TINY_TOKENIZER = dict(type='tiny_bpe', vocab_size=1024)
 TINY_IMAGE_TOKEN_ID = 5  # tiny_bpe's <IMG_CONTEXT>
+#: Low-memory variants: name -> the backbone's ``quantization_config``.
+QUANT = {'nf4': dict(bits=4), 'int8': dict(bits=8)}
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -66,6 +82,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='timed training steps per variant')
     parser.add_argument('--eval-batch', type=int, default=4)
     parser.add_argument('--eval-batches', type=int, default=3)
+    parser.add_argument('--weights', nargs='+',
+                        default=['bf16'] + list(QUANT),
+                        choices=['bf16'] + list(QUANT),
+                        help='LLM weights: bf16, 4-bit NF4, 8-bit')
     parser.add_argument('--dry-run', action='store_true',
                         help='meta-device build at 8B shapes + tiny CPU run')
     return parser.parse_args(argv)
@@ -219,26 +239,71 @@ def build_optim_wrapper(model, cfg, device: str):
     return build(model, optim_cfg)
 
 
+def model_gib(model, device: str) -> float:
+    """Memory the built model holds, GiB (see the module docstring)."""
+    if device.startswith('cuda'):
+        _sync(device)
+        return torch.cuda.memory_allocated() / 2**30
+    from mmrefseg.models.backbones.quantization import weight_bytes
+    return sum(weight_bytes(model).values()) / 2**30
+
+
+def meta_weights_gb(model, quant: Optional[dict]) -> float:
+    """Weights at rest of a meta-built segmentor, GB: its parameters, the
+    backbone's LLM Linear layers counted at their quantized size."""
+    from mmrefseg.models.backbones.quantization import (
+        backbone_quantization,
+        estimate_weight_bytes,
+        weight_bytes,
+    )
+    if not quant:
+        return sum(weight_bytes(model).values()) / 1e9
+    # Checked (bitsandbytes present, a backend for this device), not
+    # applied: meta tensors hold no values to quantize.
+    bnb_config = backbone_quantization(quant, freeze_llm=True)
+    hf = model.backbone.hf
+    rest = sum(p.numel() * p.element_size() for n, p in
+               model.named_parameters() if not n.startswith('backbone.hf.'))
+    return (sum(estimate_weight_bytes(hf, bnb_config).values()) +
+            rest) / 1e9
+
+
 def run_method(method: str, args, device: str, data_root: str,
                emit) -> None:
     """Measure every variant of one method and ``emit`` each row."""
+    for weights in args.weights:
+        run_variant(method, weights, args, device, data_root, emit)
+
+
+def run_variant(method: str, weights: str, args, device: str,
+                data_root: str, emit) -> None:
+    """One method with bf16 (``weights='bf16'``) or quantized LLM weights.
+    """
+    quant = QUANT.get(weights)
     cfg = load_cfg(method, tiny=args.dry_run)
+    if quant:
+        cfg.model.backbone.quantization_config = quant
     r = cfg.model.backbone.llm_lora['r']
+    base = dict(method=method, weights=weights, lora_r=r)
     if args.dry_run:  # the real shapes, without memory
         meta = build_model(load_cfg(method, tiny=False), 'meta')
-        for gc in (True, False):
-            set_checkpointing(meta, gc)
-            assert meta.backbone.hf.is_gradient_checkpointing == gc
-        emit(dict(method=method, kind='build@meta', lora_r=r,
-                  **count_params(meta)))
+        if not quant:
+            for gc in (True, False):
+                set_checkpointing(meta, gc)
+                assert meta.backbone.hf.is_gradient_checkpointing == gc
+        emit(dict(base, kind='build@meta', weights_GB=meta_weights_gb(
+            meta, quant), note='quantization checked, not applied (meta)'
+            if quant else '', **count_params(meta)))
         del meta
     model = build_model(cfg, device)
+    held = model_gib(model, device)
     optim_wrapper = build_optim_wrapper(model, cfg, device)
-    for gc in (True, False):
+    # The quantized recipe trains with checkpointing only.
+    for gc in (True, ) if quant else (True, False):
         set_checkpointing(model, gc)
         for bs in args.batches:
-            row = dict(method=method, kind='train', lora_r=r, batch=bs,
-                       grad_ckpt=gc)
+            row = dict(base, kind='train', batch=bs, grad_ckpt=gc,
+                       model_GiB=held)
             try:
                 data = make_batch(cfg, data_root, bs, train=True)
                 row.update(time_train(model, optim_wrapper, data,
@@ -251,7 +316,7 @@ def run_method(method: str, args, device: str, data_root: str,
         make_batch(cfg, data_root, args.eval_batch, train=False)
         for _ in range(args.eval_batches)
     ]
-    emit(dict(method=method, kind='eval', lora_r=r, batch=args.eval_batch,
+    emit(dict(base, kind='eval', batch=args.eval_batch, model_GiB=held,
               **time_eval(model, batches, device)))
     del model, optim_wrapper
     if device.startswith('cuda'):
@@ -266,15 +331,18 @@ def fmt_row(row: dict) -> str:
         return '' if value is None else (
             value if isinstance(value, str) else format(value, spec))
 
-    return (f"| {row['method']:8} | {row['kind']:10} | {row['lora_r']:4} | "
-            f"{str(row.get('batch', '')):5} | "
+    line = (f"| {row['method']:8} | {row['weights']:7} | {row['kind']:10} | "
+            f"{row['lora_r']:4} | {str(row.get('batch', '')):5} | "
             f"{str(row.get('grad_ckpt', '')):9} | {num('step_s', '.3f'):8} | "
-            f"{num('peak_GiB', '.1f'):8} | {num('expr_per_s', '.2f'):7} | "
-            f"{num('params_B', '.3f'):8} | {num('trainable_M', '.1f'):8} |")
+            f"{num('peak_GiB', '.1f'):8} | {num('model_GiB', '.3g'):9} | "
+            f"{num('expr_per_s', '.2f'):7} | {num('params_B', '.3f'):8} | "
+            f"{num('trainable_M', '.1f'):8} | {num('weights_GB', '.2f'):10} |")
+    return line + (f" {row['note']}" if row.get('note') else '')
 
 
-HEADER = ('| method   | kind       | r    | batch | grad_ckpt | step s   | '
-          'peak GiB | expr/s  | params B | train M  |')
+HEADER = ('| method   | weights | kind       | r    | batch | grad_ckpt | '
+          'step s   | peak GiB | model GiB | expr/s  | params B | train M  | '
+          'weights GB |')
 
 
 def main(argv: Optional[List[str]] = None) -> List[dict]:

@@ -65,6 +65,8 @@ def build_runner(cfg: Config):
     Returns:
         The runner (``Runner``, ``FlexibleRunner`` or a registered one).
     """
+    from mmrefseg.models.backbones.quantization import check_quantized_strategy
+    check_quantized_strategy(cfg)  # 4/8-bit weights cannot be FSDP-sharded
     add_checkpoint_match_hook(cfg)  # mismatched checkpoints fail to load
     # A torchrun launch on a machine without CUDA: gloo, no device_ids.
     prepare_cpu_distributed(cfg)

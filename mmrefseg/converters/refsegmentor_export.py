@@ -52,6 +52,14 @@ def merge_lora_layers(model: nn.Module) -> int:
         int: the number of merged layers.
     """
     from peft.tuners.tuners_utils import BaseTunerLayer
+
+    from mmrefseg.models.backbones.quantization import quantized_linear_names
+    if quantized_linear_names(model):
+        # peft would dequantize, add the update and quantize again: a
+        # lossy 4/8-bit export that no native loader reads as bf16.
+        raise ValueError(
+            'Cannot export a model with 4/8-bit weights (a *_qlora config): '
+            'merging LoRA into them would re-quantize. Not supported yet.')
     names = [name for name, module in model.named_modules()
              if isinstance(module, BaseTunerLayer)]
     for name in names:

@@ -24,6 +24,7 @@ from ..processors import InternVLProcessor
 from ..utils.dual_perception_mask import dual_perception_mask_for
 from ..utils.new_token_rows import NewTokenEmbedding, NewTokenLMHead
 from ..utils.position_table import sincos_2d_position_table
+from .quantization import backbone_quantization, quantize_for_training
 
 IGNORE_INDEX = -100
 #: LLM attention policies a head may declare (``BaseRefHead.llm_attention``).
@@ -87,6 +88,10 @@ class InternVLBackbone(BaseModule):
         llm_lora / vit_lora: peft ``LoraConfig`` fields (``r``,
             ``lora_alpha``, ``lora_dropout``, optional ``target_modules``).
         gradient_checkpointing: activation checkpointing in ViT and LLM.
+        quantization_config: 4/8-bit LLM weights through bitsandbytes, e.g.
+            ``dict(bits=4)`` (NF4, double quantization, bf16 compute); the
+            keys are those of :func:`~.quantization.build_bnb_config`. Needs
+            ``freeze_llm=True`` (train LoRA on top) and the ``quant`` extra.
         torch_dtype: parameter dtype ('float32' or 'bfloat16').
         attn_implementation: 'sdpa' (default), 'eager' or
             'flash_attention_2' (needs the ``flash`` extra).
@@ -116,6 +121,7 @@ class InternVLBackbone(BaseModule):
                  llm_lora: Optional[dict] = None,
                  vit_lora: Optional[dict] = None,
                  gradient_checkpointing: bool = False,
+                 quantization_config: Optional[dict] = None,
                  torch_dtype: str = 'float32',
                  attn_implementation: str = 'sdpa',
                  vit_pos_embed_init: Optional[str] = None,
@@ -140,8 +146,11 @@ class InternVLBackbone(BaseModule):
         self.image_state_offset = image_state_offset
         self.init_new_token_rows = init_new_token_rows
         dtype = getattr(torch, torch_dtype)
+        bnb_config = backbone_quantization(quantization_config, freeze_llm)
         self.hf = self._build_hf_model(pretrained, config, dtype,
-                                       attn_implementation)
+                                       attn_implementation, bnb_config)
+        if bnb_config is not None:
+            quantize_for_training(self.hf, bnb_config, quantization_config)
         cfg = self.hf.config
         self.text_model_type = cfg.text_config.model_type
         self.image_token_id = cfg.image_token_id
@@ -178,7 +187,8 @@ class InternVLBackbone(BaseModule):
 
     # ------------------------------------------------------------------ build
     @staticmethod
-    def _build_hf_model(pretrained, config, dtype, attn_implementation):
+    def _build_hf_model(pretrained, config, dtype, attn_implementation,
+                        bnb_config=None):
         if pretrained is not None:
             if not osp.isfile(osp.join(pretrained, 'config.json')):
                 raise FileNotFoundError(
@@ -188,9 +198,11 @@ class InternVLBackbone(BaseModule):
                     'tools/model_converters/internvl_chat_to_hf.py).')
             print_log(f'Loading InternVL weights from {pretrained}',
                       logger='current')
+            # bnb_config: transformers quantizes each tensor as it loads.
             return InternVLForConditionalGeneration.from_pretrained(
                 pretrained, dtype=dtype,
-                attn_implementation=attn_implementation)
+                attn_implementation=attn_implementation,
+                quantization_config=bnb_config)
         hf_config = InternVLConfig(**config)
         hf_config._attn_implementation = attn_implementation
         hf_config.text_config._attn_implementation = attn_implementation

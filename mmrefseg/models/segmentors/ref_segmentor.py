@@ -183,6 +183,14 @@ class RefSegmentor(AnswerGenerationMixin, RejDecisionMixin,
                 cfg[key] = value
         return cfg
 
+    def init_weights(self) -> None:
+        """MMEngine's ``init_weights`` with 4/8-bit backbone weights set
+        aside: it logs each parameter's mean, which integer tensors lack
+        (they come from HF and get no MMEngine init anyway)."""
+        from ..backbones.quantization import quantized_weights_set_aside
+        with quantized_weights_set_aside(self):
+            super().init_weights()
+
     # ------------------------------------------------------------ backbone
     def extract_feat(self, inputs: dict) -> MLLMOutputs:
         """Run the backbone on a batch from ``RefSegDataPreProcessor``, with
