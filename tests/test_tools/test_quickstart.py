@@ -34,8 +34,9 @@ def test_quickstart_trains_tables_and_draws(tmp_path, capsys):
     # The default is the 168 px quick-start model.
     assert 'mllmseg_hybrid_tiny_synth_quickstart.py' in out
     # Marks at half and at the end: iterations 1 and 2, one row each.
+    table = out.split('real expressions vs the shuffled control')[1]
     rows = re.findall(r'^\| [\d.]+ \| (\d+) \| ([\d.]+) \| ([\d.]+) \|',
-                      out, flags=re.M)
+                      table.split('Picture:')[0], flags=re.M)
     assert [r[0] for r in rows] == ['1', '2'], out
     assert osp.isfile(work / 'quickstart_iter_2.pth')
     picture = re.search(r'^Picture: (.+\.png)$', out, flags=re.M).group(1)
