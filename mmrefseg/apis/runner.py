@@ -193,8 +193,11 @@ def use_tolerant_eval_loops(cfg: Config) -> Config:
                                  ('test_cfg', 'TestLoop',
                                   'TolerantTestLoop')):
         loop = cfg.get(key)
-        if loop is not None and loop.get('type', plain) == plain:
-            loop['type'] = tolerant
+        if loop is not None and loop.get('type', plain) in (
+                plain, f'mmengine.{plain}'):
+            # Scoped: configs of plain MMSeg models (default_scope='mmseg',
+            # projects/mmseg_text_decoder) resolve it too.
+            loop['type'] = f'mmrefseg.{tolerant}'
     return cfg
 
 

@@ -1,6 +1,7 @@
 # Copyright (c) mmrefseg contributors.
 """projects/mmseg_text_decoder and the projects/README.md example build and
 train under MMSeg's default scope."""
+import importlib.util
 import math
 import os.path as osp
 import re
@@ -82,6 +83,29 @@ def test_project_config_trains_one_step_and_evaluates(
     assert type(runner.val_loop.evaluator.metrics[0]).__name__ == \
         'RefSegMetric'
     assert 0.0 <= metrics['refseg/cIoU'] <= 100.0
+    # tools/test.py on its checkpoint: the evaluation loops it swaps in
+    # must resolve under default_scope='mmseg' too.
+    runner.save_checkpoint(str(tmp_path), 'one_step.pth')
+    spec = importlib.util.spec_from_file_location(
+        'test_tool', osp.join(REPO, 'tools', 'test.py'))
+    test_tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(test_tool)
+    test_tool.main([
+        PROJECT_CFG, str(tmp_path / 'one_step.pth'), '--work-dir',
+        str(tmp_path / 'test'), '--cfg-options',
+        f'test_dataloader.dataset.data_root={synthetic_root}',
+        'test_dataloader.dataset.indices=3', 'test_dataloader.num_workers=0',
+        'test_dataloader.persistent_workers=False'
+    ])
+    assert 'refseg/cIoU' in open(_one(str(tmp_path / 'test' / '*' /
+                                          '*.log'))).read()
+
+
+def _one(pattern: str) -> str:
+    import glob
+    found = glob.glob(pattern)
+    assert len(found) == 1, (pattern, found)
+    return found[0]
 
 
 def _readme_example() -> str:
