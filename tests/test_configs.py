@@ -264,3 +264,27 @@ def test_8b_custom_configs_build_on_meta_device(path):
     lora_llm = [n for n in llm if '.lora_A.' in n]
     assert len(lora_llm) == 7 * n_layers
     assert any(n.startswith('decode_head.') for n in trainable)
+
+
+def test_quickstart_config_is_the_hybrid_at_168px():
+    """The quick start's model differs from the hybrid only in image size
+    and warm-up; the processor writes 36 image tokens per tile."""
+    hybrid = _load('configs/mllmseg/mllmseg_hybrid_tiny_synth.py')
+    quick = _load('configs/mllmseg/mllmseg_hybrid_tiny_synth_quickstart.py')
+    for cfg in (hybrid, quick):
+        size = cfg.model.backbone.config.vision_config.image_size
+        for loader in ('train_dataloader', 'val_dataloader',
+                       'test_dataloader'):
+            transform = [t for t in cfg[loader].dataset.pipeline
+                         if t['type'] == 'InternVLImageTransform'][0]
+            assert transform['image_size'] == size
+    assert quick.model.backbone.config.vision_config.image_size == 168
+    assert quick.model.backbone.config.image_seq_length == 36
+    q_model, h_model = quick.model.to_dict(), hybrid.model.to_dict()
+    for d in (q_model, h_model):
+        d['backbone']['config']['vision_config'].pop('image_size')
+        d['backbone']['config'].pop('image_seq_length')
+    assert q_model == h_model
+    assert [s['end'] for s in quick.param_scheduler] == [30]
+    model = MODELS.build(quick.model)
+    assert model.backbone.num_image_tokens == 36
