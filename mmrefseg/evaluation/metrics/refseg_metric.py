@@ -9,6 +9,7 @@ sums are all-reduced and every rank computes the same result.
 import logging
 import math
 from collections import OrderedDict
+from fractions import Fraction
 from typing import Any, Dict, Hashable, List, Optional, Sequence
 
 import numpy as np
@@ -31,7 +32,18 @@ MLLMSEG_GRES_EPS = 1e-8  # MLLMSeg GRES: iou = I / (U + 1e-8)
 
 def _ratio(num: float, den: float) -> float:
     """``100 * num / den`` in percent, NaN when undefined (``den == 0``)."""
-    return 100.0 * num / den if den > 0 else float('nan')
+    return 100.0 * float(num) / den if den > 0 else float('nan')
+
+
+def _exact_sum(values) -> Fraction:
+    """The exact sum of floats.
+
+    Per-expression IoUs are added as exact fractions (a float is one), so
+    the sums, and the metrics, do not depend on how expressions were
+    grouped into samples or in which order they came: one sample per
+    expression and one per image give the same numbers to the last digit.
+    """
+    return sum((Fraction(v) for v in values), Fraction(0))
 
 
 def _flags(value: Any, num: int, name: str) -> Optional[np.ndarray]:
@@ -335,7 +347,7 @@ class RefSegMetric(BaseMetric):
             i / (u + LISA_EPS) + (1.0 if u == 0 else 0.0)
             for i, u in zip(inter, union)
         ]
-        sums['giou'] = float(sum(lisa))
+        sums['giou'] = _exact_sum(lisa)
         exact = [i / u if u > 0 else 1.0 for i, u in zip(inter, union)]
         for t in self.pr_thrs:
             sums[f'pr@{t:g}'] = sum(1 for v in exact if v >= t)
@@ -360,12 +372,12 @@ class RefSegMetric(BaseMetric):
         if key is None:
             # Without a key the sample is one image on its own: its mean
             # goes straight into the sums, no per-image entry needed.
-            state['sums']['anon_img_giou'] = sum(lisa) / len(lisa)
+            state['sums']['anon_img_giou'] = _exact_sum(lisa) / len(lisa)
             state['sums']['anon_img_num'] = 1
             return
         if isinstance(key, (np.integer, Tensor)):
             key = int(key)
-        state['images'][key] = (float(sum(lisa)), len(lisa))
+        state['images'][key] = (_exact_sum(lisa), len(lisa))
 
     def _add_rec(self, sums: dict, sample: dict, pred: Tensor, gt: Tensor,
                  gt_nt: np.ndarray) -> None:
@@ -403,7 +415,7 @@ class RefSegMetric(BaseMetric):
             if g_nt:
                 if p_nt:
                     sums['TP'] += 1
-                    sums['gres_iou'] += 1.0
+                    sums['gres_iou'] += 1
                 else:
                     sums['FN'] += 1
                     sums['gres_U'] += u
@@ -417,7 +429,7 @@ class RefSegMetric(BaseMetric):
                 iou = i / (u + MLLMSEG_GRES_EPS)
             sums['gres_I'] += i
             sums['gres_U'] += u
-            sums['gres_iou'] += iou
+            sums['gres_iou'] += Fraction(iou)
             for t in self.pr_thrs:
                 if iou >= t:
                     sums[f'gres_pr@{t:g}'] += 1
@@ -445,9 +457,10 @@ class RefSegMetric(BaseMetric):
         if self.giou_mode == 'expression':
             res['gIoU'] = _ratio(sums['giou'], num)
         else:
-            means = [s / n for s, n in state['images'].values() if n > 0]
+            means = [float(Fraction(s) / n)
+                     for s, n in state['images'].values() if n > 0]
             res['gIoU'] = _ratio(
-                math.fsum(means) + sums['anon_img_giou'],
+                math.fsum(means) + float(sums['anon_img_giou']),
                 len(means) + sums['anon_img_num'])
         for t in self.pr_thrs:
             res[f'Pr@{t:g}'] = _ratio(sums[f'pr@{t:g}'], num)
