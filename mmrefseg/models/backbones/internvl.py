@@ -4,7 +4,6 @@ import os.path as osp
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
-import torch.nn as nn
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from transformers import InternVLConfig, InternVLForConditionalGeneration
@@ -21,24 +20,12 @@ from mmrefseg.utils.tokenizer import (
 )
 from ..processors import InternVLProcessor
 from ..utils.dual_perception_mask import dual_perception_mask_for
-from ..utils.new_token_rows import NewTokenEmbedding, NewTokenLMHead
 from ..utils.position_table import sincos_2d_position_table
 from .outputs_assembly import assemble_outputs
+from .trainable_parts import configure_trainable_parts
 
 #: LLM attention policies a head may declare (``BaseRefHead.llm_attention``).
 LLM_ATTENTION = ('causal', 'dual_perception')
-
-# LoRA targets per text-model family (HF-native module names).
-LLM_LORA_TARGETS = {
-    'qwen2': ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj',
-              'down_proj'],
-    'qwen3': ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj',
-              'down_proj'],
-    'llama': ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj',
-              'down_proj'],
-}
-VIT_LORA_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'projection_layer', 'fc1',
-                    'fc2']
 
 
 @MODELS.register_module()
@@ -233,42 +220,9 @@ class InternVLBackbone(BaseModule):
     def _configure_training(self, new_ids, freeze_vit, freeze_projector,
                             freeze_llm, train_new_token_rows, llm_lora,
                             vit_lora) -> None:
-        model = self.hf.model
-        parts = ((model.vision_tower, freeze_vit),
-                 (model.multi_modal_projector, freeze_projector),
-                 (model.language_model, freeze_llm),
-                 (self.hf.lm_head, freeze_llm))
-        for module, frozen in parts:
-            module.requires_grad_(not frozen)
-        if llm_lora:
-            self._inject_lora(model.language_model, llm_lora,
-                              LLM_LORA_TARGETS.get(self.text_model_type))
-        if vit_lora:
-            self._inject_lora(model.vision_tower, vit_lora, VIT_LORA_TARGETS)
-        if freeze_llm and train_new_token_rows and new_ids:
-            # The head is reached as ``self.hf.lm_head`` whatever the LLM
-            # family, never by a family's own name (the released MLLMSeg
-            # GRES code froze Qwen2's head by naming InternLM2's ``output``).
-            emb = self.hf.get_input_embeddings()
-            tied = self.hf.get_output_embeddings().weight is emb.weight
-            new_emb = NewTokenEmbedding(emb, new_ids)
-            self.hf.set_input_embeddings(new_emb)
-            head = NewTokenLMHead(self.hf.lm_head, new_ids)
-            if tied:
-                # One set of rows serves both uses, as the tie says.
-                head.new_rows = new_emb.new_rows
-            self.hf.lm_head = head
-
-    @staticmethod
-    def _inject_lora(module: nn.Module, lora_cfg: dict,
-                     default_targets: Optional[List[str]]) -> None:
-        from peft import LoraConfig, inject_adapter_in_model
-        lora_cfg = dict(lora_cfg)
-        lora_cfg.setdefault('target_modules', default_targets)
-        if lora_cfg['target_modules'] is None:
-            raise ValueError('No default LoRA target modules for this model '
-                             'family; set target_modules explicitly.')
-        inject_adapter_in_model(LoraConfig(**lora_cfg), module)
+        configure_trainable_parts(self, new_ids, freeze_vit,
+                                  freeze_projector, freeze_llm,
+                                  train_new_token_rows, llm_lora, vit_lora)
 
     def _init_vit_pos_embed(self) -> None:
         if self.vit_pos_embed_init != 'sincos':
