@@ -198,3 +198,22 @@ def test_grouped_batch_needs_its_samples(synthetic_root):
     data = model.data_preprocessor(grouped)
     with pytest.raises(ValueError, match='data samples'):
         model.predict(data['inputs'], None)
+
+
+def test_generate_mode_runs_per_conversation(synthetic_root):
+    """test_cfg.mode='generate' has its own backbone calls: each
+    conversation gets a copy of its tiles, the results stay the same."""
+    cfg = Config.fromfile(osp.join(ROOT, CONFIGS['mllmseg'][0]))
+    cfg.model.test_cfg = dict(mode='generate', max_new_tokens=4)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model).eval()
+    grouped, single = _paired_batches(cfg, synthetic_root)
+    vit, _ = _count(model, grouped)
+    assert vit[0][0] == len(single['data_samples'])
+    with torch.no_grad():
+        by_image = model.test_step(grouped)
+        by_expr = model.test_step(single)
+    flat = [(s, k) for s in by_image for k in range(s.num_expressions)]
+    for (sample, k), ref in zip(flat, by_expr):
+        assert torch.equal(sample.pred_masks[k], ref.pred_masks[0])
+        assert bool(sample.pred_no_target[k]) == bool(ref.pred_no_target[0])
