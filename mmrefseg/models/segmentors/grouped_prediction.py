@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 
 from mmrefseg.structures import RefSegDataSample
+from ..backbones.outputs_assembly import uncompressed_embeds
 from ..backbones.shared_prefix import (
     ImageGroups,
     common_prefix_lengths,
@@ -142,7 +143,6 @@ class GroupedPredictionMixin:
                 num_tiles=inputs['num_tiles'],
                 llm_attention=head.llm_attention, vision=vision)
             if head.needs_uncompressed_vision:
-                from ..backbones.outputs_assembly import uncompressed_embeds
                 out.uncompressed_embeds = uncompressed_embeds(
                     self.backbone, vit).index_select(0, groups.conv_tiles)
             feats = self._image_features(out)
