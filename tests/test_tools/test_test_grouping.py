@@ -50,5 +50,11 @@ def test_image_grouping_gives_the_same_metrics(synthetic_root, tmp_path):
     by_image = _metrics(ckpt, synthetic_root, str(tmp_path / 'i'), 'image',
                         images)
     assert by_expr['refseg/num_expressions'] == len(exprs)
-    assert by_image == by_expr  # every metric, to the last digit
+    assert by_image.keys() == by_expr.keys()
     assert by_expr['refseg/cIoU'] > 0
+    # Same masks give the same metrics to the last digit (RefSegMetric sums
+    # exactly, tests/test_evaluation); a random model's logits sit near 0,
+    # so a float32 rounding tie at the threshold may move a pixel (as
+    # between batch sizes of the per-expression path): 1e-4 points.
+    for key, value in by_expr.items():
+        assert abs(by_image[key] - value) <= 1e-4, key

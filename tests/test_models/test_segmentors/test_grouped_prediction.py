@@ -27,6 +27,19 @@ CONFIGS = {
 }
 NUM_IMAGES = 2
 MIN_EXPRESSIONS = 3
+# Probabilities agree to float32 rounding (~1e-7); a pixel can only change
+# side where its probability is that close to the threshold. The
+# per-expression path itself does so between batch sizes (BLAS blocking),
+# so masks are compared wherever the decision is not a rounding tie.
+PROB_ATOL = 1e-4
+
+
+def assert_same_mask(mask, ref_mask, ref_probs, threshold=0.5):
+    """Identical binary masks away from rounding ties at the threshold."""
+    decisive = (ref_probs - threshold).abs() > PROB_ATOL
+    assert torch.equal(mask[decisive], ref_mask[decisive])
+    # Ties are rare: at most one pixel in 10^5 may differ.
+    assert int((mask != ref_mask).sum()) <= max(1, mask.numel() // 10**5)
 
 
 def _model(name):
@@ -76,12 +89,13 @@ def test_image_grouping_equals_per_expression(name, synthetic_root):
     for (sample, k), ref in zip(flat, by_expr):
         assert sample.texts[k] == ref.texts[0]
         assert sample.pred_masks.shape[0] == sample.num_expressions
-        assert torch.equal(sample.pred_masks[k], ref.pred_masks[0])
+        assert_same_mask(sample.pred_masks[k], ref.pred_masks[0],
+                         ref.pred_probs[0])
         assert torch.allclose(sample.pred_probs[k], ref.pred_probs[0],
-                              atol=1e-4, rtol=0)
+                              atol=PROB_ATOL, rtol=0)
         assert bool(sample.pred_no_target[k]) == bool(ref.pred_no_target[0])
-        assert torch.equal(sample.pred_sem_seg.data[k],
-                           ref.pred_sem_seg.data[0])
+        assert torch.equal(sample.pred_sem_seg.data[k].bool(),
+                           sample.pred_masks[k])
         if name == 'text4seg':
             assert sample.generated_texts[k] == ref.generated_texts[0]
             assert sample.parse_status[k] == ref.parse_status[0]
@@ -188,8 +202,8 @@ def test_one_and_several_phrases_in_one_batch():
                                                       (3, 25, 33)]
     flat = [p.pred_masks[k] for p in by_image
             for k in range(p.num_expressions)]
-    assert all(torch.equal(a, b.pred_masks[0])
-               for a, b in zip(flat, by_expr))
+    for mask, ref in zip(flat, by_expr):
+        assert_same_mask(mask, ref.pred_masks[0], ref.pred_probs[0])
 
 
 def test_grouped_batch_needs_its_samples(synthetic_root):
@@ -215,5 +229,6 @@ def test_generate_mode_runs_per_conversation(synthetic_root):
         by_expr = model.test_step(single)
     flat = [(s, k) for s in by_image for k in range(s.num_expressions)]
     for (sample, k), ref in zip(flat, by_expr):
-        assert torch.equal(sample.pred_masks[k], ref.pred_masks[0])
+        assert_same_mask(sample.pred_masks[k], ref.pred_masks[0],
+                         ref.pred_probs[0])
         assert bool(sample.pred_no_target[k]) == bool(ref.pred_no_target[0])
