@@ -135,20 +135,36 @@ class GroupedPredictionMixin:
                 uncompressed_vision=head.needs_uncompressed_vision)
             feats = self._shared_image_features(out, groups)
         else:
-            (vit, _), vision = shared_vision(
-                self.backbone, inputs['pixel_values'], groups)
-            out = self.backbone(
-                pixel_values=None, input_ids=inputs['input_ids'],
-                attention_mask=inputs.get('attention_mask'),
-                num_tiles=inputs['num_tiles'],
-                llm_attention=head.llm_attention, vision=vision)
-            if head.needs_uncompressed_vision:
-                out.uncompressed_embeds = uncompressed_embeds(
-                    self.backbone, vit).index_select(0, groups.conv_tiles)
+            out = self._batched_grouped_outputs(inputs)
             feats = self._image_features(out)
         logits = head.predict_by_outputs(out, convs, feats=feats) \
             if len(out.seg_states) else None
         self.postprocess_result(logits, convs, out)
+
+    def _batched_grouped_outputs(self, inputs: dict):
+        """The 'batched' path: ViT + projector once per image, the
+        conversations as one padded LLM batch with the head's attention.
+
+        Args:
+            inputs (dict): a batch with ``conv_to_image``.
+
+        Returns:
+            MLLMOutputs: per conversation, as ``extract_feat`` gives for
+            one sample per conversation.
+        """
+        head = self.decode_head
+        groups = self._groups(inputs)
+        (vit, _), vision = shared_vision(self.backbone,
+                                         inputs['pixel_values'], groups)
+        out = self.backbone(
+            pixel_values=None, input_ids=inputs['input_ids'],
+            attention_mask=inputs.get('attention_mask'),
+            labels=inputs.get('labels'), num_tiles=inputs['num_tiles'],
+            llm_attention=head.llm_attention, vision=vision)
+        if head.needs_uncompressed_vision:
+            out.uncompressed_embeds = uncompressed_embeds(
+                self.backbone, vit).index_select(0, groups.conv_tiles)
+        return out
 
     def _shared_image_features(self, out, groups: ImageGroups
                                ) -> Optional[Tensor]:

@@ -188,6 +188,8 @@ class RefSegmentor(AnswerGenerationMixin, GroupedPredictionMixin,
     def extract_feat(self, inputs: dict) -> MLLMOutputs:
         """Run the backbone on a batch from ``RefSegDataPreProcessor``, with
         the LLM attention and vision outputs the decode head declares."""
+        if 'conv_to_image' in inputs:  # tiles shared by conversations
+            return self._batched_grouped_outputs(inputs)
         head = self.decode_head
         return self.backbone(
             pixel_values=inputs['pixel_values'],
