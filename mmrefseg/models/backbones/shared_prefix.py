@@ -33,6 +33,25 @@ from mmrefseg.structures import MLLMOutputs
 from .outputs_assembly import assemble_outputs, uncompressed_embeds
 
 Vision = Tuple[Dict[int, Tensor], Tensor]
+# Generation-config fields that change greedy decoding in transformers'
+# ``generate`` (logits processors), at their no-op values; the shared loop
+# implements none of them.
+PLAIN_GREEDY = dict(repetition_penalty=(1.0, None),
+                    no_repeat_ngram_size=(0, None),
+                    encoder_no_repeat_ngram_size=(0, None),
+                    bad_words_ids=(None, ), min_length=(0, None),
+                    min_new_tokens=(0, None), forced_bos_token_id=(None, ),
+                    forced_eos_token_id=(None, ), suppress_tokens=(None, ),
+                    begin_suppress_tokens=(None, ), sequence_bias=(None, ),
+                    exponential_decay_length_penalty=(None, ),
+                    renormalize_logits=(False, None))
+
+
+def is_plain_greedy(generation_config) -> bool:
+    """Whether a model's generation config leaves greedy decoding as the
+    argmax of the logits (what :func:`shared_prefix_generate` does)."""
+    return all(getattr(generation_config, key, None) in ok
+               for key, ok in PLAIN_GREEDY.items())
 
 
 @dataclass

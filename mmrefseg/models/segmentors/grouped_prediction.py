@@ -33,6 +33,7 @@ from ..backbones.outputs_assembly import uncompressed_embeds
 from ..backbones.shared_prefix import (
     ImageGroups,
     common_prefix_lengths,
+    is_plain_greedy,
     prefix_covers_images,
     right_padded_lengths,
     shared_prefix_forward,
@@ -186,10 +187,13 @@ class GroupedPredictionMixin:
 
     def _can_share_generation(self, inputs: dict) -> bool:
         """Greedy generation with only the budget and line stop (what the
-        shared loop implements) from an image-first prompt."""
+        shared loop implements; a checkpoint's generation config may add
+        e.g. a repetition penalty) from an image-first prompt."""
         extra = set(self.decode_head.generation_cfg) - {'max_new_tokens',
                                                         'max_lines'}
-        return not extra and self.grouped_path(inputs) == 'prefix'
+        return not extra and is_plain_greedy(
+            self.backbone.hf.generation_config) and \
+            self.grouped_path(inputs) == 'prefix'
 
     def _predict_shared_answers(self, inputs: dict, convs: List,
                                 groups: ImageGroups) -> None:

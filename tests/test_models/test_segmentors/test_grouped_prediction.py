@@ -232,3 +232,19 @@ def test_generate_mode_runs_per_conversation(synthetic_root):
         assert_same_mask(sample.pred_masks[k], ref.pred_masks[0],
                          ref.pred_probs[0])
         assert bool(sample.pred_no_target[k]) == bool(ref.pred_no_target[0])
+
+
+def test_generation_config_processors_fall_back(synthetic_root):
+    """A checkpoint's generation config with a logits processor (here a
+    repetition penalty) is honoured: transformers' generate per
+    conversation, the same answers."""
+    cfg, model = _model('text4seg')
+    model.backbone.hf.generation_config.repetition_penalty = 1.3
+    grouped, single = _paired_batches(cfg, synthetic_root)
+    vit, _ = _count(model, grouped)
+    assert vit[0][0] == len(single['data_samples'])
+    with torch.no_grad():
+        by_image = model.test_step(grouped)
+        by_expr = model.test_step(single)
+    assert [t for p in by_image for t in p.generated_texts] == \
+        [p.generated_texts[0] for p in by_expr]
