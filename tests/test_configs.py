@@ -62,7 +62,8 @@ def test_paper_eval_configs(path):
     cfg = _load(path)
     loader = cfg.test_dataloader
     assert loader.batch_size == 1
-    assert loader.dataset.test_mode and loader.dataset.test_grouping == 'image'
+    assert loader.dataset.test_mode
+    assert loader.dataset.test_grouping == 'image_one_prompt'
     conv = _processor(cfg)
     assert conv.test_prompt_style == 'mllmseg_paper_eval'
     assert conv.prompt_style == 'mllmseg'  # training is unchanged

@@ -21,7 +21,7 @@ model = dict(
                                  test_reject_no_target=True)),
     test_cfg=dict(use_rej=True, rej_decision='argmax_teacher_forced',
                   keep_rejected_masks=True, resize='probs'))
-val_dataloader = dict(batch_size=1, dataset=dict(test_grouping='image'))
+val_dataloader = dict(batch_size=1, dataset=dict(test_grouping='image_one_prompt'))
 test_dataloader = val_dataloader
 val_evaluator = dict(
     type='RefSegMetric', gres=True, gres_rule='mllmseg', giou_mode='image',

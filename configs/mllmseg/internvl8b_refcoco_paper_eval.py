@@ -16,7 +16,7 @@ _base_ = ['./internvl8b_refcoco.py']
 model = dict(
     backbone=dict(processor=dict(test_prompt_style='mllmseg_paper_eval')),
     test_cfg=dict(resize='probs'))
-val_dataloader = dict(batch_size=1, dataset=dict(test_grouping='image'))
+val_dataloader = dict(batch_size=1, dataset=dict(test_grouping='image_one_prompt'))
 test_dataloader = val_dataloader
 val_evaluator = dict(
     type='RefSegMetric', giou_mode='image', rec_iou_rule='>',

@@ -212,9 +212,11 @@ class RefSegInferencer(BaseInferencer):
     @torch.no_grad()
     def _predict_one(self, image: np.ndarray, texts: List[str],
                      path: Optional[str]) -> List[Any]:
-        """All phrases of one image in one ``test_step``."""
+        """All phrases of one image in one ``test_step``: one sample
+        grouped by image, each phrase answered in its own conversation with
+        the image encoded once (the same masks as one call per phrase)."""
         batch = build_text_only_batch(self.pipeline, image, texts,
-                                      grouping='expression')
+                                      grouping='image')
         if path is not None:
             for sample in batch['data_samples']:
                 sample.set_metainfo(dict(img_path=path))
@@ -222,7 +224,7 @@ class RefSegInferencer(BaseInferencer):
 
     @staticmethod
     def _arrays(samples: List[Any]) -> Dict[str, Any]:
-        """Stack one image's per-phrase samples into [K, ...] arrays."""
+        """Stack one image's samples into [K, ...] arrays."""
         masks = np.concatenate(
             [s.pred_masks.cpu().numpy().astype(bool) for s in samples])
         probs = np.concatenate(

@@ -24,7 +24,7 @@ from .refer_io import (
 
 COCO_IMG_PREFIX = 'images/mscoco/images/train2014'
 REFCLEF_IMG_PREFIX = 'images/saiapr_tc-12'
-TEST_GROUPINGS = ('expression', 'image')
+TEST_GROUPINGS = ('expression', 'image', 'image_one_prompt')
 
 
 def default_img_prefix(dataset_name: str) -> str:
@@ -42,9 +42,14 @@ class BaseReferDataset(BaseDataset):
     - ``test_mode=True``, ``test_grouping='image'``: one sample per image
       carrying every sentence of every ref of that image in the split, K >=
       1, refs and sentences in file order, images in order of first
-      appearance. This is the evaluation unit of MLLMSeg's ``ValDataset``
-      (all expressions of an image in one teacher-forced prompt); use it
-      with ``prompt_style='mllmseg_paper_eval'`` to reproduce its tables.
+      appearance. The model still answers each expression in its own
+      conversation (LISA's per-expression protocol, the same predictions
+      as 'expression') but encodes the image once: grouping for speed.
+    - ``test_mode=True``, ``test_grouping='image_one_prompt'``: the same
+      samples, written as one conversation holding all K expressions. This
+      is the evaluation unit of MLLMSeg's ``ValDataset`` (all expressions
+      of an image in one teacher-forced prompt); use it with
+      ``prompt_style='mllmseg_paper_eval'`` to reproduce its tables.
     - training, ``max_expressions_per_sample == 1``: one sample per ref; the
       sentence is drawn when the sample is fetched.
     - training, ``max_expressions_per_sample = N > 1``: one sample per image;
@@ -74,8 +79,11 @@ class BaseReferDataset(BaseDataset):
         pipeline (Sequence[dict | Callable]): Transforms.
         test_mode (bool): Evaluation samples (see ``test_grouping``).
         test_grouping (str): 'expression' (one test sample per (ref,
-            sentence)) or 'image' (one test sample per image with all its
-            sentences). Only read when ``test_mode`` is True.
+            sentence)), 'image' (one test sample per image with all its
+            sentences, one conversation each) or 'image_one_prompt' (the
+            same samples, one conversation for all). Test samples carry it
+            as ``test_grouping``, so the model knows how to write them.
+            Only read when ``test_mode`` is True.
         max_expressions_per_sample (int): N of the training-time packing.
         seed (int, optional): Seed of the training-time draw. None follows
             ``torch.initial_seed()``, i.e. the runner's ``randomness.seed``.
@@ -207,6 +215,7 @@ class BaseReferDataset(BaseDataset):
             return [
                 dict(
                     image_infos[rec['image_id']],
+                    test_grouping=self.test_grouping,
                     expressions=[self._expression(rec, sent_id, text)])
                 for rec in records for sent_id, text in rec['sentences']
             ]
@@ -221,6 +230,7 @@ class BaseReferDataset(BaseDataset):
         if self.test_mode:
             return [
                 dict(image_infos[image_id],
+                     test_grouping=self.test_grouping,
                      expressions=[
                          self._expression(rec, sent_id, text)
                          for rec in recs for sent_id, text in rec['sentences']

@@ -1,5 +1,6 @@
 # Copyright (c) mmrefseg contributors.
 """Mask, box and ratio helpers shared by the metrics (torch + numpy only)."""
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -71,10 +72,27 @@ def percent(num: float, den: float) -> float:
     """``100 * num / den``, NaN when undefined (``den == 0``).
 
     Args:
-        num (float): Numerator.
+        num (float | Fraction): Numerator.
         den (float): Denominator.
 
     Returns:
         float: The ratio in percent, or NaN (a metric over no case).
     """
-    return 100.0 * num / den if den > 0 else float('nan')
+    return 100.0 * float(num) / den if den > 0 else float('nan')
+
+
+def exact_sum(values) -> Fraction:
+    """The exact sum of floats, as a fraction (a float is one).
+
+    Per-expression IoUs are added this way so that the sums, and so the
+    metrics, do not depend on how expressions were grouped into samples or
+    on their order: one sample per expression and one per image give the
+    same numbers to the last digit.
+
+    Args:
+        values (Iterable[float]): the terms.
+
+    Returns:
+        Fraction: their exact sum.
+    """
+    return sum((Fraction(v) for v in values), Fraction(0))

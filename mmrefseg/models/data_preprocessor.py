@@ -36,7 +36,12 @@ class RefSegDataPreProcessor(BaseDataPreprocessor):
     Returns (of ``forward``): ``dict(inputs=dict(pixel_values [N,3,S,S],
     input_ids [B,L], attention_mask [B,L], labels [B,L], num_tiles list,
     prompt_lengths list, images list of (H, W, 3) uint8 arrays or None),
-    data_samples=list)``.
+    data_samples=list)``. B counts conversations: one per sample, except
+    evaluation samples grouped by image (``test_grouping='image'``), which
+    get one per expression; then ``inputs['conv_to_image']`` [B] (long)
+    names each conversation's sample, ``pixel_values`` hold each sample's
+    tiles once, ``num_tiles`` is per conversation and ``images`` per
+    sample. Training batches are never grouped.
     """
 
     def __init__(self,
@@ -70,14 +75,22 @@ class RefSegDataPreProcessor(BaseDataPreprocessor):
 
     def tokenize(self, inputs: List[dict], data_samples: Sequence,
                  training: bool) -> None:
-        """Write ``input_ids``, ``labels``, ``prompt_length`` into each
-        sample's inputs (and ``question``/``answer`` into its metainfo).
+        """Write each sample's conversations into its inputs (and
+        ``question``/``answer`` into its metainfo).
+
+        A sample gets one conversation holding its K expressions, except an
+        evaluation sample grouped by image (metainfo ``test_grouping`` =
+        'image', set by the dataset or ``build_text_only_batch``): it gets K
+        conversations of one expression each, which share its tiles.
 
         Args:
-            inputs (list[dict]): per-sample inputs with ``pixel_values``.
+            inputs (list[dict]): per-sample inputs with ``pixel_values``;
+                each gets ``conversations``, a list of dicts with
+                ``input_ids``, ``labels`` ([L] int64) and ``prompt_length``.
             data_samples (Sequence[RefSegDataSample]): with ``texts`` and,
                 optionally, ``gt_no_target`` and the metainfo
-                ``template_seed``, ``question``/``answer``.
+                ``template_seed``, ``question``/``answer`` (lists of K for a
+                sample grouped by image), ``test_grouping``.
             training (bool): training prompt or evaluation prompt.
         """
         if self.processor is None:
@@ -95,16 +108,33 @@ class RefSegDataPreProcessor(BaseDataPreprocessor):
                 if 'gt_no_target' in sample else None
             name = (f'image {meta.get("img_path")} '
                     f'(ref ids {meta.get("ref_ids")})')
-            conv = self.processor(
-                sample.texts, num_tiles=int(x['pixel_values'].shape[0]),
-                no_target=no_target, question=meta.get('question'),
-                answer=meta.get('answer'), training=training,
-                seed=meta.get('template_seed'), name=name)
-            x['input_ids'] = conv['input_ids']
-            x['labels'] = conv['labels']
-            x['prompt_length'] = conv['prompt_length']
-            sample.set_metainfo(dict(question=conv['question'],
-                                     answer=conv['answer']))
+            num_tiles = int(x['pixel_values'].shape[0])
+            question, answer = meta.get('question'), meta.get('answer')
+            if not training and is_grouped_by_image(meta):
+                texts = list(sample.texts)
+                questions = _per_expression(question, len(texts), 'question',
+                                            name)
+                answers = _per_expression(answer, len(texts), 'answer', name)
+                convs = [self.processor(
+                    [text], num_tiles=num_tiles,
+                    no_target=None if no_target is None else [no_target[k]],
+                    question=questions[k], answer=answers[k],
+                    training=False, name=f'{name} expression {k}')
+                    for k, text in enumerate(texts)]
+                sample.set_metainfo(dict(
+                    question=[c['question'] for c in convs],
+                    answer=[c['answer'] for c in convs]))
+            else:
+                conv = self.processor(
+                    sample.texts, num_tiles=num_tiles, no_target=no_target,
+                    question=question, answer=answer, training=training,
+                    seed=meta.get('template_seed'), name=name)
+                convs = [conv]
+                sample.set_metainfo(dict(question=conv['question'],
+                                         answer=conv['answer']))
+            x['conversations'] = [
+                dict(input_ids=c['input_ids'], labels=c['labels'],
+                     prompt_length=c['prompt_length']) for c in convs]
 
     def forward(self, data: dict, training: bool = False) -> dict:
         inputs = data['inputs']
@@ -115,15 +145,23 @@ class RefSegDataPreProcessor(BaseDataPreprocessor):
             inputs = [dict(zip(inputs, values))
                       for values in zip(*inputs.values())]
         samples = data.get('data_samples')
-        if 'input_ids' not in inputs[0]:
+        if 'input_ids' in inputs[0]:
+            for x in inputs:  # tokenised upstream: one conversation each
+                x['conversations'] = [dict(
+                    input_ids=x['input_ids'], labels=x['labels'],
+                    prompt_length=x.get('prompt_length', 0))]
+        else:
             self.tokenize(inputs, samples, training)
         data = self.cast_data(dict(inputs=inputs, data_samples=samples))
         inputs = data['inputs']
-        ids = [x['input_ids'] for x in inputs]
+        convs = [c for x in inputs for c in x['conversations']]
+        conv_to_image = [i for i, x in enumerate(inputs)
+                         for _ in x['conversations']]
+        ids = [c['input_ids'] for c in convs]
         lengths = torch.as_tensor([len(x) for x in ids])
         input_ids = self.pad_sequences(ids, self.pad_token_id,
                                        self.padding_side)
-        labels = self.pad_sequences([x['labels'] for x in inputs],
+        labels = self.pad_sequences([c['labels'] for c in convs],
                                     IGNORE_INDEX, self.padding_side)
         positions = torch.arange(input_ids.shape[1]).unsqueeze(0)
         if self.padding_side == 'right':
@@ -134,12 +172,39 @@ class RefSegDataPreProcessor(BaseDataPreprocessor):
         pixel_values = torch.cat([x['pixel_values'] for x in inputs])
         if self.pixel_dtype is not None:
             pixel_values = pixel_values.to(self.pixel_dtype)
+        tiles = [int(x['pixel_values'].shape[0]) for x in inputs]
         batch = dict(
             pixel_values=pixel_values,
             input_ids=input_ids,
             attention_mask=attention_mask.long().to(input_ids.device),
             labels=labels,
-            num_tiles=[int(x['pixel_values'].shape[0]) for x in inputs],
-            prompt_lengths=[int(x.get('prompt_length', 0)) for x in inputs],
+            num_tiles=[tiles[i] for i in conv_to_image],
+            prompt_lengths=[int(c['prompt_length']) for c in convs],
             images=[x.get('image') for x in inputs])
+        if len(convs) != len(inputs):
+            # Samples grouped by image: their tiles are in pixel_values
+            # once, shared by their conversations (RefSegmentor.predict).
+            batch['conv_to_image'] = torch.as_tensor(
+                conv_to_image, device=input_ids.device)
         return dict(inputs=batch, data_samples=data['data_samples'])
+
+
+def is_grouped_by_image(metainfo: dict) -> bool:
+    """Whether an evaluation sample is written as one conversation per
+    expression sharing the image (``test_grouping='image'``)."""
+    return metainfo.get('test_grouping') == 'image'
+
+
+def _per_expression(value, num: int, key: str, name: str) -> list:
+    """The K per-expression entries of a pipeline-written ``question`` or
+    ``answer`` (a list of K, or one string for K = 1); Nones without one."""
+    if value is None:
+        return [None] * num
+    if isinstance(value, str):
+        value = [value]
+    if len(value) != num:
+        raise ValueError(f'{name}: its {key} has {len(value)} entries for '
+                         f'{num} expressions grouped by image; the pipeline '
+                         'must write one per expression (Text4SegAnswer '
+                         "does with test_grouping='image').")
+    return list(value)

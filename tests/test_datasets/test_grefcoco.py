@@ -140,7 +140,7 @@ def test_image_grouping_with_gt_rej_answer(synthetic_root):
         synthetic_root,
         split='val',
         test_mode=True,
-        test_grouping='image',
+        test_grouping='image_one_prompt',
         pipeline=[LoadRefMasks()],
         **SYNTH)
     assert len(ds) == len({r['image_id'] for r in grefs})

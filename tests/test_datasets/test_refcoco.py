@@ -18,7 +18,7 @@ SYNTH = dict(
     data_prefix=dict(img_path='images/synthetic'))
 SAMPLE_KEYS = {
     'img_path', 'img_id', 'height', 'width', 'dataset_name', 'expressions',
-    'sample_idx'
+    'sample_idx', 'test_grouping'  # test samples say how to write them
 }
 EXPR_KEYS = {
     'text', 'ref_id', 'sent_id', 'ann_ids', 'no_target', 'bbox',
@@ -253,7 +253,8 @@ def test_bad_arguments(refer_tree):
 
 
 def test_image_grouping_gives_all_sentences_of_an_image(synthetic_root):
-    """test_grouping='image': MLLMSeg's evaluation unit (ValDataset)."""
+    """test_grouping='image' / 'image_one_prompt': every sentence of an
+    image in one sample (the latter is MLLMSeg's ValDataset unit)."""
     refs = [r for r in _refs(synthetic_root) if r['split'] == 'val']
     per_expr = RefCOCODataset(
         synthetic_root, split='val', test_mode=True, **SYNTH)
@@ -285,6 +286,16 @@ def test_image_grouping_gives_all_sentences_of_an_image(synthetic_root):
                           for e in per_expr.get_data_info(i)['expressions'])
     assert max(len(per_image.get_data_info(i)['expressions'])
                for i in range(len(per_image))) > 1
+    # The sample says how the model writes it; the two image groupings
+    # differ only there.
+    one_prompt = RefCOCODataset(synthetic_root, split='val', test_mode=True,
+                                test_grouping='image_one_prompt', **SYNTH)
+    for i in range(len(per_image)):
+        a, b = per_image.get_data_info(i), one_prompt.get_data_info(i)
+        assert (a.pop('test_grouping'), b.pop('test_grouping')) == (
+            'image', 'image_one_prompt')
+        assert a == b
+    assert per_expr.get_data_info(0)['test_grouping'] == 'expression'
     # Training ignores the option.
     train = RefCOCODataset(
         synthetic_root, split='train', seed=0, test_grouping='image', **SYNTH)
@@ -295,7 +306,7 @@ def test_image_grouping_gives_all_sentences_of_an_image(synthetic_root):
                        test_grouping='ref', **SYNTH)
 
 
-def test_image_grouping_pipeline_writes_the_paper_prompt(synthetic_root):
+def test_image_one_prompt_pipeline_writes_the_paper_prompt(synthetic_root):
     """A per-image sample through a pipeline, then the MLLMSeg paper-eval
     prompt written by the model's processor."""
     from mmengine.dataset import pseudo_collate
@@ -306,7 +317,7 @@ def test_image_grouping_pipeline_writes_the_paper_prompt(synthetic_root):
     tok = dict(type='tiny_bpe', vocab_size=1024)
     ds = DATASETS.build(
         dict(type='RefCOCODataset', data_root=synthetic_root,
-             test_mode=True, test_grouping='image', **SYNTH,
+             test_mode=True, test_grouping='image_one_prompt', **SYNTH,
              pipeline=[
                  dict(type='LoadRefImage'),
                  dict(type='LoadRefMasks'),

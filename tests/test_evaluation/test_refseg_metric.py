@@ -366,3 +366,32 @@ def test_invalid_options_and_shapes():
     bad = sample([EMPTY], [EMPTY], no_target=[True, False])
     with pytest.raises(ValueError, match='no_target'):
         metric.process({}, [bad])
+
+
+@pytest.mark.parametrize('cfg', [
+    dict(), dict(giou_mode='image'), dict(gres=True),
+    dict(gres=True, gres_rule='mllmseg')
+])
+def test_grouping_by_image_gives_the_same_numbers_to_the_last_digit(cfg):
+    """Per-expression samples and the same expressions grouped K per image
+    (test_grouping='image') sum the same IoUs: every metric is equal, not
+    only close (float sums would depend on the grouping)."""
+    rng = np.random.RandomState(0)
+    h, w = 13, 17
+    images = []
+    for img_id in range(12):
+        k = int(rng.randint(1, 8))
+        preds = [torch.from_numpy(rng.rand(h, w) > rng.rand()) for _ in
+                 range(k)]
+        gts = [torch.from_numpy(rng.rand(h, w) > rng.rand() * 1.2) for _ in
+               range(k)]
+        images.append((img_id, preds, gts))
+    grouped = [sample(p, g, img_id=i) for i, p, g in images]
+    single = [sample([p], [g], img_id=i) for i, ps, gs in images
+              for p, g in zip(ps, gs)]
+    assert len(single) > len(grouped)
+    by_image = run(RefSegMetric(**cfg), grouped)
+    by_expr = run(RefSegMetric(**cfg), single)
+    assert by_image == by_expr
+    # Reversed order too.
+    assert run(RefSegMetric(**cfg), single[::-1]) == by_expr

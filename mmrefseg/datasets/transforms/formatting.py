@@ -38,7 +38,8 @@ class PackRefSegInputs(BaseTransform):
     DEFAULT_META_KEYS = (
         'img_path', 'img_id', 'ori_shape', 'img_shape', 'ref_ids',
         'sent_ids', 'num_tiles', 'tile_grid', 'question', 'answer',
-        'dataset_name', 'sample_idx', 'answer_grid', 'template_seed')
+        'dataset_name', 'sample_idx', 'answer_grid', 'template_seed',
+        'test_grouping')
 
     def __init__(self, meta_keys: Sequence[str] = DEFAULT_META_KEYS) -> None:
         self.meta_keys = tuple(meta_keys)

@@ -83,8 +83,10 @@ class Text4SegAnswer(BaseTransform):
     A conversation holds one expression, as in the reference training data.
     A training sample with several expressions keeps one drawn at random, and
     every per-expression key is cut down to it so that the data sample stays
-    consistent. In test mode a sample must hold exactly one expression (the
-    REFER datasets yield one per sample there).
+    consistent. In test mode a sample holds one expression, or K of one
+    image grouped for speed (``test_grouping='image'``): then ``question``
+    and ``answer`` are lists, one conversation per expression, and the
+    model answers each on its own.
 
     The model's ``InternVLProcessor`` (``prompt_style='answer'``) tokenises
     ``question`` and ``answer`` as they are.
@@ -94,7 +96,8 @@ class Text4SegAnswer(BaseTransform):
     Modified keys (K > 1, training): ``gt_masks``, ``gt_bboxes``,
     ``no_target``, ``texts``, ``ref_ids``, ``sent_ids``, ``expressions``.
     Added keys: ``question`` (str), ``answer`` (str), ``answer_grid``
-    ((h, w) uint8, 1 = expression).
+    ((h, w) uint8, 1 = expression); with ``test_grouping='image'`` K
+    questions, K answers and ``answer_grid`` (K, h, w).
 
     Args:
         grid_size (int | Sequence[int]): Descriptor grid ``(h, w)``; the
@@ -143,8 +146,9 @@ class Text4SegAnswer(BaseTransform):
     def _keep_one(self, results: dict) -> None:
         """Cut every per-expression entry down to one drawn expression."""
         num = len(results['texts'])
-        if num == 1:
-            return
+        grouped = self.test_mode and results.get('test_grouping') == 'image'
+        if num == 1 or (num > 1 and grouped):
+            return  # grouped by image: every expression is answered
         if num == 0 or self.test_mode:
             raise ValueError(
                 'Text4SegAnswer needs one expression per test sample and at '
@@ -168,7 +172,25 @@ class Text4SegAnswer(BaseTransform):
             ``answer_grid``.
         """
         self._keep_one(results)
-        expression = str(results['texts'][0]).strip()
+        if len(results['texts']) > 1:
+            # K expressions grouped by image, each its own conversation.
+            pairs = [self._write(results, k)
+                     for k in range(len(results['texts']))]
+            results['question'] = [q for q, _, _ in pairs]
+            results['answer'] = [a for _, a, _ in pairs]
+            if 'gt_masks' in results:
+                results['answer_grid'] = np.stack([g for _, _, g in pairs])
+            return results
+        question, answer, grid = self._write(results, 0)
+        results['question'], results['answer'] = question, answer
+        if grid is not None:
+            results['answer_grid'] = grid
+        return results
+
+    def _write(self, results: dict, k: int) -> tuple:
+        """Question, answer and answer grid (None without GT) of
+        expression ``k``."""
+        expression = str(results['texts'][k]).strip()
         if self.random_templates:
             question = self.question_templates[np.random.randint(
                 len(self.question_templates))]
@@ -177,19 +199,18 @@ class Text4SegAnswer(BaseTransform):
         else:
             question, answer = self.question_templates[0], \
                 self.answer_templates[0]
-        results['question'] = question.replace(CLASS_PLACEHOLDER, expression)
+        question = question.replace(CLASS_PLACEHOLDER, expression)
         if 'gt_masks' not in results:
             # Inference without ground truth: only the prompt matters, the
             # answer is generated.
-            results['answer'] = answer.replace(
-                CLASS_PLACEHOLDER, sanitize_label(expression, self.background))
-            return results
-        grid = mask_to_grid(results['gt_masks'][0], self.grid_hw)
-        results['answer'] = build_answer(expression, grid, template=answer,
-                                         background=self.background,
-                                         answer_format=self.answer_format)
-        results['answer_grid'] = grid.astype(np.uint8)
-        return results
+            return question, answer.replace(
+                CLASS_PLACEHOLDER,
+                sanitize_label(expression, self.background)), None
+        grid = mask_to_grid(results['gt_masks'][k], self.grid_hw)
+        answer = build_answer(expression, grid, template=answer,
+                              background=self.background,
+                              answer_format=self.answer_format)
+        return question, answer, grid.astype(np.uint8)
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(grid_size={self.grid_hw}, '

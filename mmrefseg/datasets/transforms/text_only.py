@@ -11,7 +11,8 @@ from mmrefseg.registry import TRANSFORMS
 from .loading import LoadRefImage
 
 ImageInput = Union[str, np.ndarray]
-GROUPINGS = ('expression', 'image')
+#: The datasets' ``test_grouping`` values (see ``BaseReferDataset``).
+GROUPINGS = ('expression', 'image', 'image_one_prompt')
 
 
 def text_only_sample(image: ImageInput, phrases: Sequence[str]) -> dict:
@@ -64,16 +65,19 @@ def build_text_only_batch(pipeline, image: ImageInput,
             array.
         phrases (Sequence[str]): the phrases.
         grouping (str): 'expression' (default): one sample per phrase, the
-            evaluation unit of every method (Text4Seg answers one phrase per
-            conversation); 'image': one sample with all phrases in one
-            conversation.
+            evaluation unit of every method; 'image': one sample with all
+            phrases, each answered in its own conversation (the same
+            predictions as 'expression', the image encoded once);
+            'image_one_prompt': one sample with all phrases in one
+            conversation (MLLMSeg's multi-expression prompt; Text4Seg
+            answers one phrase per conversation and refuses it).
 
     Returns:
         dict: ``inputs`` and ``data_samples`` (``RefSegDataSample``, no
         ground truth) as a dataloader yields them: pass it to
         ``model.test_step`` (or ``model.data_preprocessor`` then
         ``model.predict``). Predictions come back in phrase order, one
-        sample per phrase with 'expression', one with K with 'image'.
+        sample per phrase with 'expression', one with K otherwise.
     """
     if grouping not in GROUPINGS:
         raise ValueError(f'grouping must be one of {GROUPINGS}, got '
@@ -90,6 +94,7 @@ def build_text_only_batch(pipeline, image: ImageInput,
     packed = []
     for group in groups:
         sample = text_only_sample(image, group)
+        sample['test_grouping'] = grouping
         if path is not None:
             sample['img_path'] = path
         packed.append(transform(sample))

@@ -2,6 +2,7 @@
 """Generalized RES (gRefCOCO) scoring: the no-target confusion counts and
 the IoU of every expression under ReLA's or MLLMSeg's rule."""
 from collections import OrderedDict
+from fractions import Fraction
 from typing import Dict, List, Mapping, Sequence
 
 import numpy as np
@@ -45,7 +46,7 @@ def add_gres_counts(sums: Dict[str, float], inter: List[int],
         if g_nt:
             if p_nt:
                 sums['TP'] += 1
-                sums['gres_iou'] += 1.0
+                sums['gres_iou'] += 1
             else:
                 sums['FN'] += 1
                 sums['gres_U'] += u
@@ -59,7 +60,7 @@ def add_gres_counts(sums: Dict[str, float], inter: List[int],
             iou = i / (u + MLLMSEG_GRES_EPS)
         sums['gres_I'] += i
         sums['gres_U'] += u
-        sums['gres_iou'] += iou
+        sums['gres_iou'] += Fraction(iou)
         for t in pr_thrs:
             if iou >= t:
                 sums[f'gres_pr@{t:g}'] += 1

@@ -14,6 +14,7 @@ failures (``parse_status``), the state and its cross-rank reduction
 import logging
 import math
 from collections import OrderedDict
+from fractions import Fraction
 from typing import Any, Dict, List, Optional, Sequence
 
 from mmengine import dist
@@ -313,9 +314,10 @@ class RefSegMetric(BaseMetric):
         if self.giou_mode == 'expression':
             res['gIoU'] = percent(sums['giou'], num)
         else:
-            means = [s / n for s, n in state['images'].values() if n > 0]
+            means = [float(Fraction(s) / n)
+                     for s, n in state['images'].values() if n > 0]
             res['gIoU'] = percent(
-                math.fsum(means) + sums['anon_img_giou'],
+                math.fsum(means) + float(sums['anon_img_giou']),
                 len(means) + sums['anon_img_num'])
         for t in self.pr_thrs:
             res[f'Pr@{t:g}'] = percent(sums[f'pr@{t:g}'], num)

@@ -6,7 +6,7 @@ from typing import Any, Dict, Hashable, List, Optional, Sequence, Tuple
 import numpy as np
 from torch import Tensor
 
-from ..functional import as_mask
+from ..functional import as_mask, exact_sum
 from .gres_rules import add_gres_counts
 from .metric_state import State
 from .parse_status import add_parse_counts
@@ -142,7 +142,7 @@ def _add_res_sums(sums: Dict[str, float], inter: List[int],
         i / (u + LISA_EPS) + (1.0 if u == 0 else 0.0)
         for i, u in zip(inter, union)
     ]
-    sums['giou'] = float(sum(lisa))
+    sums['giou'] = exact_sum(lisa)
     exact = [i / u if u > 0 else 1.0 for i, u in zip(inter, union)]
     for t in pr_thrs:
         sums[f'pr@{t:g}'] = sum(1 for v in exact if v >= t)
@@ -170,12 +170,12 @@ def _add_image_giou(state: State, sample: dict, lisa: List[float]) -> None:
     if key is None:
         # Without a key the sample is one image on its own: its mean
         # goes straight into the sums, no per-image entry needed.
-        state['sums']['anon_img_giou'] = sum(lisa) / len(lisa)
+        state['sums']['anon_img_giou'] = exact_sum(lisa) / len(lisa)
         state['sums']['anon_img_num'] = 1
         return
     if isinstance(key, (np.integer, Tensor)):
         key = int(key)
-    state['images'][key] = (float(sum(lisa)), len(lisa))
+    state['images'][key] = (exact_sum(lisa), len(lisa))
 
 
 def reduce_sample(sample: dict, state: State, *, ignore_index: Optional[int],

@@ -1,11 +1,9 @@
 # Copyright (c) mmrefseg contributors.
 """InternVL as an MMEngine backbone, on transformers' native classes."""
 import os.path as osp
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from transformers import InternVLConfig, InternVLForConditionalGeneration
@@ -22,25 +20,13 @@ from mmrefseg.utils.tokenizer import (
 )
 from ..processors import InternVLProcessor
 from ..utils.dual_perception_mask import dual_perception_mask_for
-from ..utils.new_token_rows import NewTokenEmbedding, NewTokenLMHead
 from ..utils.position_table import sincos_2d_position_table
+from .outputs_assembly import assemble_outputs
 from .quantization import backbone_quantization, quantize_for_training
+from .trainable_parts import configure_trainable_parts
 
-IGNORE_INDEX = -100
 #: LLM attention policies a head may declare (``BaseRefHead.llm_attention``).
 LLM_ATTENTION = ('causal', 'dual_perception')
-
-# LoRA targets per text-model family (HF-native module names).
-LLM_LORA_TARGETS = {
-    'qwen2': ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj',
-              'down_proj'],
-    'qwen3': ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj',
-              'down_proj'],
-    'llama': ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj',
-              'down_proj'],
-}
-VIT_LORA_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'projection_layer', 'fc1',
-                    'fc2']
 
 
 @MODELS.register_module()
@@ -246,42 +232,9 @@ class InternVLBackbone(BaseModule):
     def _configure_training(self, new_ids, freeze_vit, freeze_projector,
                             freeze_llm, train_new_token_rows, llm_lora,
                             vit_lora) -> None:
-        model = self.hf.model
-        parts = ((model.vision_tower, freeze_vit),
-                 (model.multi_modal_projector, freeze_projector),
-                 (model.language_model, freeze_llm),
-                 (self.hf.lm_head, freeze_llm))
-        for module, frozen in parts:
-            module.requires_grad_(not frozen)
-        if llm_lora:
-            self._inject_lora(model.language_model, llm_lora,
-                              LLM_LORA_TARGETS.get(self.text_model_type))
-        if vit_lora:
-            self._inject_lora(model.vision_tower, vit_lora, VIT_LORA_TARGETS)
-        if freeze_llm and train_new_token_rows and new_ids:
-            # The head is reached as ``self.hf.lm_head`` whatever the LLM
-            # family, never by a family's own name (the released MLLMSeg
-            # GRES code froze Qwen2's head by naming InternLM2's ``output``).
-            emb = self.hf.get_input_embeddings()
-            tied = self.hf.get_output_embeddings().weight is emb.weight
-            new_emb = NewTokenEmbedding(emb, new_ids)
-            self.hf.set_input_embeddings(new_emb)
-            head = NewTokenLMHead(self.hf.lm_head, new_ids)
-            if tied:
-                # One set of rows serves both uses, as the tie says.
-                head.new_rows = new_emb.new_rows
-            self.hf.lm_head = head
-
-    @staticmethod
-    def _inject_lora(module: nn.Module, lora_cfg: dict,
-                     default_targets: Optional[List[str]]) -> None:
-        from peft import LoraConfig, inject_adapter_in_model
-        lora_cfg = dict(lora_cfg)
-        lora_cfg.setdefault('target_modules', default_targets)
-        if lora_cfg['target_modules'] is None:
-            raise ValueError('No default LoRA target modules for this model '
-                             'family; set target_modules explicitly.')
-        inject_adapter_in_model(LoraConfig(**lora_cfg), module)
+        configure_trainable_parts(self, new_ids, freeze_vit,
+                                  freeze_projector, freeze_llm,
+                                  train_new_token_rows, llm_lora, vit_lora)
 
     def _init_vit_pos_embed(self) -> None:
         if self.vit_pos_embed_init != 'sincos':
@@ -403,6 +356,8 @@ class InternVLBackbone(BaseModule):
                 llm_attention_mask: Optional[torch.Tensor] = None,
                 llm_attention: str = 'causal',
                 uncompressed_vision: bool = False,
+                vision: Optional[Tuple[Dict[int, torch.Tensor],
+                                       torch.Tensor]] = None,
                 **kwargs) -> MLLMOutputs:
         """One pass through ViT, projector and LLM.
 
@@ -424,6 +379,10 @@ class InternVLBackbone(BaseModule):
                 :attr:`MLLMOutputs.uncompressed_embeds`, the projector
                 applied to every ViT token replicated to a 2x2 block
                 (SELF1E's uncompressed branch).
+            vision (tuple, optional): :meth:`extract_vision`'s output for
+                the tiles of ``num_tiles``, computed by the caller (the
+                segmentor shares one image's tiles among several
+                conversations); ``pixel_values`` is then not read.
 
         Returns:
             MLLMOutputs: see :class:`MLLMOutputs`.
@@ -431,18 +390,10 @@ class InternVLBackbone(BaseModule):
         self._check_context(input_ids)
         bsz = input_ids.shape[0]
         num_tiles = list(num_tiles) if num_tiles is not None else [1] * bsz
-        device = input_ids.device
-        vit_features, image_embeds = self.extract_vision(pixel_values)
-        n_img, n_tok, c_llm = image_embeds.shape
-        is_img = input_ids == self.image_token_id
-        if int(is_img.sum()) != n_img * n_tok:
-            raise ValueError(
-                f'{int(is_img.sum())} image tokens in input_ids but the ViT '
-                f'produced {n_img} tiles x {n_tok} tokens; check that the '
-                'pipeline uses num_image_tokens=' f'{self.num_image_tokens}.')
-        embeds = self.hf.get_input_embeddings()(input_ids)
-        embeds = embeds.masked_scatter(is_img.unsqueeze(-1),
-                                       image_embeds.to(embeds.dtype))
+        if vision is None:
+            vision = self.extract_vision(pixel_values)
+        vit_features, image_embeds = vision
+        embeds = self.embed_conversations(input_ids, image_embeds)
         if llm_attention_mask is None:
             llm_attention_mask = self.llm_attention_mask(
                 llm_attention, input_ids, attention_mask)
@@ -451,52 +402,34 @@ class InternVLBackbone(BaseModule):
         hidden = self.hf.model.language_model(
             inputs_embeds=embeds, attention_mask=mask,
             use_cache=False).last_hidden_state
+        return assemble_outputs(self, hidden, input_ids, vit_features,
+                                image_embeds, num_tiles, labels,
+                                uncompressed_vision)
 
-        side_l = int(round(n_tok**0.5))
-        img_pos = is_img.nonzero(as_tuple=False)  # [N*n_tok, 2] row-major
-        shifted = (img_pos[:, 1] + self.image_state_offset).clamp(min=0)
-        llm_img = hidden[img_pos[:, 0], shifted].reshape(n_img, n_tok, c_llm)
-        to_grid = lambda x: x.transpose(1, 2).reshape(  # noqa: E731
-            n_img, c_llm, side_l, side_l)
+    def embed_conversations(self, input_ids: torch.Tensor,
+                            image_embeds: torch.Tensor) -> torch.Tensor:
+        """Token embeddings with the image tokens replaced by the projected
+        tiles.
 
-        tile_to_sample = torch.repeat_interleave(
-            torch.arange(bsz, device=device),
-            torch.as_tensor(num_tiles, device=device))
-        global_tile = torch.cumsum(
-            torch.as_tensor(num_tiles, device=device), 0) - 1
-        is_seg = input_ids == self.seg_token_id
-        is_slot = is_seg | (input_ids == self.rej_token_id)
-        slot_pos = is_slot.nonzero(as_tuple=False)
-        seg_pos = is_seg.nonzero(as_tuple=False)
-        seg_states = hidden[seg_pos[:, 0],
-                            (seg_pos[:, 1] + self.seg_state_offset).clamp(
-                                min=0)]
-        rej_score = None
-        if self.rej_token_id >= 0 and len(slot_pos):
-            before = hidden[slot_pos[:, 0], (slot_pos[:, 1] - 1).clamp(min=0)]
-            logits = self.lm_logits(before)
-            rej_score = (logits[:, self.rej_token_id] -
-                         logits[:, self.seg_token_id]).float()
-        lm_loss = self._lm_loss(hidden, labels) if labels is not None \
-            else None
-        return MLLMOutputs(
-            vit_features=vit_features,
-            image_embeds=to_grid(image_embeds),
-            llm_image_states=to_grid(llm_img),
-            seg_states=seg_states,
-            seg_to_sample=seg_pos[:, 0],
-            seg_to_image=global_tile[seg_pos[:, 0]],
-            slot_positions=slot_pos,
-            slot_is_seg=is_seg[slot_pos[:, 0], slot_pos[:, 1]],
-            slot_rej_score=rej_score,
-            tile_to_sample=tile_to_sample,
-            last_hidden_state=hidden,
-            vit_grid=tuple(next(iter(vit_features.values())).shape[-2:])
-            if vit_features else (0, 0),
-            llm_grid=(side_l, side_l),
-            lm_loss=lm_loss,
-            uncompressed_embeds=self._uncompressed(vit_features)
-            if uncompressed_vision else None)
+        Args:
+            input_ids (Tensor): [B, L] with ``num_image_tokens`` image tokens
+                per tile.
+            image_embeds (Tensor): [N, n_tok, C_llm], the tiles in the order
+                their image tokens appear (row-major over ``input_ids``).
+
+        Returns:
+            Tensor: [B, L, C_llm] LLM input embeddings.
+        """
+        n_img, n_tok, _ = image_embeds.shape
+        is_img = input_ids == self.image_token_id
+        if int(is_img.sum()) != n_img * n_tok:
+            raise ValueError(
+                f'{int(is_img.sum())} image tokens in input_ids but the ViT '
+                f'produced {n_img} tiles x {n_tok} tokens; check that the '
+                'pipeline uses num_image_tokens=' f'{self.num_image_tokens}.')
+        embeds = self.hf.get_input_embeddings()(input_ids)
+        return embeds.masked_scatter(is_img.unsqueeze(-1),
+                                     image_embeds.to(embeds.dtype))
 
     def llm_attention_mask(self, policy: str, input_ids: torch.Tensor,
                            attention_mask: Optional[torch.Tensor]
@@ -520,37 +453,6 @@ class InternVLBackbone(BaseModule):
             return None
         return dual_perception_mask_for(
             dict(input_ids=input_ids, attention_mask=attention_mask), self)
-
-    def _uncompressed(self, vit_features: Dict[int, torch.Tensor]
-                      ) -> torch.Tensor:
-        """Self-replicated ViT tokens through the projector.
-
-        Each pre-shuffle token v becomes [v, v, v, v], as if it were a 2x2
-        block of identical patches, so the projector trained on 2x2-packed
-        inputs maps it at the full ViT resolution.
-
-        Returns:
-            Tensor: [N, h_v, w_v, C_llm] in the projector's dtype.
-        """
-        layer = self.hf.config.vision_feature_layer
-        if layer not in vit_features:
-            raise KeyError(
-                'The uncompressed branch needs the ViT layer the projector '
-                f'reads ({layer}); add it to the backbone vit_layers (got '
-                f'{sorted(vit_features)}).')
-        factor = int(round(1 / self.downsample_ratio))**2
-        vit = vit_features[layer]  # [N, C_vit, h_v, w_v]
-        return self.project(vit.permute(0, 2, 3, 1).repeat(1, 1, 1, factor))
-
-    def _lm_loss(self, hidden: torch.Tensor,
-                 labels: torch.Tensor) -> torch.Tensor:
-        """Next-token CE, with logits only where a label exists."""
-        target = labels[:, 1:]
-        keep = target != IGNORE_INDEX
-        if not keep.any():
-            return hidden.sum() * 0.
-        logits = self.lm_logits(hidden[:, :-1][keep])
-        return F.cross_entropy(logits.float(), target[keep])
 
     @property
     def context_limit(self) -> Optional[int]:

@@ -74,10 +74,17 @@ class AnswerGenerationMixin:
         the predictions."""
         _, new = self.generate_answers(inputs,
                                        **self.decode_head.generation_cfg)
+        return self._write_answer_predictions(
+            new, data_samples, inputs.get('images'),
+            inputs['input_ids'].device)
+
+    def _write_answer_predictions(self, new: Tensor, data_samples: List,
+                                  images, device) -> List:
+        """Decode generated tokens [B, T], let the head read masks from the
+        texts and write the predictions of the B conversations' samples."""
         texts = self.backbone.processor.decode_answers(new)
-        preds = self.decode_head.predict_by_answers(
-            texts, data_samples, inputs.get('images'))
-        device = inputs['input_ids'].device
+        preds = self.decode_head.predict_by_answers(texts, data_samples,
+                                                    images)
         for sample, text, pred in zip(data_samples, texts, preds):
             masks = pred.masks.to(device)
             no_target = (~masks.flatten(1).any(1)).tolist()

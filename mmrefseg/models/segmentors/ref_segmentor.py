@@ -14,14 +14,15 @@ from mmrefseg.registry import MODELS
 from mmrefseg.structures import MLLMOutputs, RefSegDataSample
 from ..heads.base_ref_head import BaseRefHead
 from .answer_generation import AnswerGenerationMixin
+from .grouped_prediction import GroupedPredictionMixin
 from .rej_decision import REJ_DECISIONS, RejDecisionMixin
 
 SampleList = List[RefSegDataSample]
 
 
 @MODELS.register_module()
-class RefSegmentor(AnswerGenerationMixin, RejDecisionMixin,
-                   BaseSegmentor):
+class RefSegmentor(AnswerGenerationMixin, GroupedPredictionMixin,
+                   RejDecisionMixin, BaseSegmentor):
     """Referring segmentation with an MLLM backbone (an MMSeg segmentor).
 
     The only caller of the backbone (forward and ``generate``). The decode
@@ -195,6 +196,8 @@ class RefSegmentor(AnswerGenerationMixin, RejDecisionMixin,
     def extract_feat(self, inputs: dict) -> MLLMOutputs:
         """Run the backbone on a batch from ``RefSegDataPreProcessor``, with
         the LLM attention and vision outputs the decode head declares."""
+        if 'conv_to_image' in inputs:  # tiles shared by conversations
+            return self._batched_grouped_outputs(inputs)
         head = self.decode_head
         return self.backbone(
             pixel_values=inputs['pixel_values'],
@@ -313,14 +316,26 @@ class RefSegmentor(AnswerGenerationMixin, RejDecisionMixin,
                 data_samples: Optional[SampleList] = None) -> SampleList:
         """Masks at the original resolution, per expression.
 
+        A batch whose samples are grouped by image (``conv_to_image``, one
+        conversation per expression) shares each image's encoding among its
+        conversations (:class:`GroupedPredictionMixin`); the predictions are
+        those of one sample per expression.
+
         Returns:
             list[RefSegDataSample]: ``pred_masks`` [K, H, W],
             ``pred_probs``, ``pred_no_target`` [K] (and for answer heads
             ``generated_texts``, ``parse_status``, ``parse_repairs``),
             plus MMSeg's ``pred_sem_seg`` / ``seg_logits``.
         """
+        if 'conv_to_image' in inputs:
+            return self._predict_grouped(inputs, data_samples or [])
         if data_samples is None:
             data_samples = [RefSegDataSample() for _ in inputs['num_tiles']]
+        return self._predict_conversations(inputs, data_samples)
+
+    def _predict_conversations(self, inputs: dict,
+                               data_samples: SampleList) -> SampleList:
+        """Predict a batch of one sample per conversation."""
         head = self.decode_head
         if head.mask_source == 'answers':
             return self._predict_from_answers(inputs, data_samples)

@@ -170,7 +170,7 @@ def _paper_gres_sample(root):
     """One gRefCOCO image with all its sentences and the GT [SEG]/[REJ]."""
     ds = DATASETS.build(
         dict(type='GRefCOCODataset', data_root=root, split='val',
-             test_mode=True, test_grouping='image',
+             test_mode=True, test_grouping='image_one_prompt',
              data_prefix=dict(img_path='images/synthetic'),
              pipeline=[
                  dict(type='LoadRefImage'),

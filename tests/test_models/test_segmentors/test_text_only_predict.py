@@ -80,7 +80,8 @@ def test_one_conversation_with_both_phrases(name, tmp_path):
     path = str(tmp_path / 'img.png')
     image = _image(20, 30)
     mmcv.imwrite(image[..., ::-1], path)  # an RGB array saved as BGR file
-    batch = build_text_only_batch(cfg, path, PHRASES, grouping='image')
+    batch = build_text_only_batch(cfg, path, PHRASES,
+                                  grouping='image_one_prompt')
     sample = batch['data_samples'][0]
     assert sample.texts == PHRASES
     assert sample.metainfo['img_path'] == path
@@ -94,7 +95,13 @@ def test_one_conversation_with_both_phrases(name, tmp_path):
 def test_text4seg_needs_one_phrase_per_conversation():
     cfg, _ = _model('text4seg')
     with pytest.raises(ValueError, match='one expression'):
-        build_text_only_batch(cfg, _image(), PHRASES, grouping='image')
+        build_text_only_batch(cfg, _image(), PHRASES,
+                              grouping='image_one_prompt')
+    # Grouped for speed, each phrase is its own question.
+    batch = build_text_only_batch(cfg, _image(), PHRASES, grouping='image')
+    questions = batch['data_samples'][0].metainfo['question']
+    assert len(questions) == 2
+    assert all(p in q for p, q in zip(PHRASES, questions))
 
 
 def test_bad_inputs_are_named():
