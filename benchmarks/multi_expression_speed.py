@@ -9,10 +9,12 @@ Issue #19. For each method (MLLMSeg pure, SELF1E, Text4Seg) and K = 1, 3,
 * grouped by image (``grouping='image'``: one sample, K independent
   conversations with the image encoded once),
 
-and prints expressions/s of both, the speed-up, the FLOP ratio that
-``FlopCounterMode`` counted in the two runs, and how far the grouped
-predictions are from the per-expression ones (largest |probability
-difference|, differing mask pixels): they must be identical. ``--samples N``
+and prints expressions/s of both (median of ``--repeats`` steps of
+``model.test_step``; the batch is built outside the timing), the speed-up,
+the FLOP ratio counted (``FlopCounterMode``, attention included) in one
+extra step of each path at K = 7, and how far the grouped predictions are
+from the per-expression ones (largest |probability difference|, differing
+mask pixels): they must be identical. ``--samples N``
 also counts identical binary masks on the first N synthetic val expressions
 (grouped by image). A last table gives the analytic FLOP bound of the
 speed-up at 7 expressions per image, at the measured model's depth and at
@@ -48,10 +50,15 @@ from mmengine.config import Config
 
 from mmrefseg.registry import DATASETS, MODELS
 from mmrefseg.testing.internvl_flops import multi_expression_flops
-from mmrefseg.testing.multi_expression import (FULL_8B_CONFIG, REPO,
-                                               compare_runs, prepare_model,
-                                               prompt_tokens, run_grouping,
-                                               speed_config)
+from mmrefseg.testing.multi_expression import (
+    FULL_8B_CONFIG,
+    REPO,
+    compare_runs,
+    prepare_model,
+    prompt_tokens,
+    run_grouping,
+    speed_config,
+)
 from mmrefseg.utils import register_all_modules
 
 #: config, and what the image-grouped path can share: 'prefix' (the image
@@ -69,7 +76,8 @@ SPEED_HEADER = ('| method | K | per-expression expr/s | grouped expr/s | '
                 'speed-up | counted FLOP ratio | max abs(dp) | '
                 'differing mask px |')
 SAMPLES_HEADER = ('| method | images | expressions | identical masks | '
-                  'non-empty masks | max abs(dp) | differing mask px |')
+                  'non-empty masks | max abs(dp) | differing mask px | '
+                  'identical answers |')
 BOUND_HEADER = ('| method | shares | prefix + suffix tokens | head GFLOP | '
                 'bound @ measured depth | bound @ full 8B depth |')
 
@@ -82,10 +90,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                    choices=list(METHODS))
     p.add_argument('--expressions', nargs='+', type=int,
                    default=[1, 3, 7, 15], help='K values per image')
-    p.add_argument('--repeats', type=int, default=3,
-                   help='timed steps per path and K (median)')
-    p.add_argument('--warmup', type=int, default=0,
-                   help='untimed steps after the FLOP-counting one')
+    p.add_argument('--repeats', type=int, default=None,
+                   help='timed steps per path and K, median (default: 3 '
+                   'tiny, 1 proxy8b)')
+    p.add_argument('--warmup', type=int, default=1,
+                   help='untimed steps per path before the first K')
     p.add_argument('--samples', type=int, default=0,
                    help='count identical masks on N val expressions')
     p.add_argument('--data-root', default='data/synthetic')
@@ -105,6 +114,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if min(args.expressions) < 1:
         p.error('--expressions must be >= 1')
+    if args.repeats is None:
+        args.repeats = 3 if args.model == 'tiny' else 1
     if args.full_depth and args.model != 'proxy8b':
         p.error('--full-depth needs --model proxy8b')
     return args
@@ -166,16 +177,21 @@ def speed_rows(method: str, cfg, model, args, image, pool) -> List[dict]:
     ks = args.expressions
     if args.dry_run:  # one K, with more than one expression if asked
         ks = [min([k for k in ks if k > 1] or ks)]
-    for k in ks:
+    count_k = BOUND_K if BOUND_K in ks else ks[-1]
+    for index, k in enumerate(ks):
         phrases = [pool[i % len(pool)] for i in range(k)]
         row = dict(kind='speed', method=method, k=k)
         runs = {}
         for grouping in ('expression', 'image'):
             try:
+                # FLOPs are counted in one extra untimed step, at one K
+                # only (a proxy8b expression takes ~10 s on 2 cores).
                 runs[grouping] = run_grouping(
                     model, cfg, image, phrases, grouping,
                     repeats=0 if args.dry_run else args.repeats,
-                    warmup=0 if args.dry_run else args.warmup,
+                    warmup=args.warmup if index == 0 and not args.dry_run
+                    else 0,
+                    count_flops=k == count_k,
                     device=args.device)
             except Exception as exc:  # keep the other rows
                 row[f'{grouping}_error'] = f'{type(exc).__name__}: {exc}'
@@ -186,8 +202,9 @@ def speed_rows(method: str, cfg, model, args, image, pool) -> List[dict]:
                        grouped_expr_s=grouped.expressions_per_s,
                        speedup=grouped.expressions_per_s /
                        per.expressions_per_s,
-                       flop_ratio=per.flops / grouped.flops)
-        if 'expression' in runs:
+                       flop_ratio=per.flops / grouped.flops
+                       if per.flops and grouped.flops else float('nan'))
+        if runs.get('expression') and runs['expression'].head_flops:
             row['head_flops'] = runs['expression'].head_flops / k
         rows.append(row)
         print(_speed_line(row), flush=True)
@@ -204,10 +221,13 @@ def _speed_line(r: dict) -> str:
     errors = [r[k] for k in ('expression_error', 'image_error') if k in r]
     if errors:
         return f"| {r['method']} | {r['k']} | failed: {'; '.join(errors)} |"
+    texts = (f" ({r['identical_texts']}/{r['k']} answers equal)"
+             if 'identical_texts' in r else '')
     return (f"| {r['method']} | {r['k']} | {_fmt(r['per_expr_s'], '.2f')} | "
             f"{_fmt(r['grouped_expr_s'], '.2f')} | "
-            f"{_fmt(r['speedup'], '.2f', 'x')} | {r['flop_ratio']:.2f}x | "
-            f"{r['max_prob_diff']:.2e} | {r['mask_pixels_differ']} |")
+            f"{_fmt(r['speedup'], '.2f', 'x')} | "
+            f"{_fmt(r['flop_ratio'], '.2f', 'x')} | "
+            f"{r['max_prob_diff']:.2e} | {r['mask_pixels_differ']}{texts} |")
 
 
 def samples_row(method: str, cfg, model, args) -> dict:
@@ -230,15 +250,18 @@ def samples_row(method: str, cfg, model, args) -> dict:
         row['non_empty'] += int(per.masks.flatten(1).any(1).sum())
         row['max_prob_diff'] = max(row['max_prob_diff'],
                                    cmp['max_prob_diff'])
-        for key in ('expressions', 'identical_masks', 'mask_pixels_differ'):
-            row[key] += cmp[key]
+        for key in ('expressions', 'identical_masks', 'mask_pixels_differ',
+                    'identical_texts'):
+            if key in cmp:
+                row[key] = row.get(key, 0) + cmp[key]
     return row
 
 
 def _samples_line(r: dict) -> str:
     line = (f"| {r['method']} | {r['images']} | {r['expressions']} | "
             f"{r['identical_masks']} | {r['non_empty']} | "
-            f"{r['max_prob_diff']:.2e} | {r['mask_pixels_differ']} |")
+            f"{r['max_prob_diff']:.2e} | {r['mask_pixels_differ']} | "
+            f"{r.get('identical_texts', '-')} |")
     return line + (f" failed: {r['error']} |" if 'error' in r else '')
 
 
@@ -327,7 +350,7 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
         print(f'\n### Same masks? First {args.samples} synthetic val '
               'expressions, grouped by image\n')
         print(SAMPLES_HEADER)
-        print('|---' * 7 + '|')
+        print('|---' * 8 + '|')
         for r in rows:
             if r['kind'] == 'samples':
                 print(_samples_line(r))

@@ -119,9 +119,12 @@ class GroupingRun:
         flops (float | None): FLOPs that ``flop_counter()`` counted for
             the whole step (None when not counted).
         head_flops (float | None): Of which in the neck and heads.
+        texts (list[str] | None): K generated answers (answer heads such
+            as Text4Seg), else None.
     """
     probs: torch.Tensor
     masks: torch.Tensor
+    texts: Optional[List[str]] = None
     seconds: List[float] = field(default_factory=list)
     flops: Optional[float] = None
     head_flops: Optional[float] = None
@@ -139,13 +142,16 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def _stack(outputs: Sequence, k: int, where: str):
+def _stack(outputs: Sequence, k: int, where: str) -> GroupingRun:
     probs = torch.cat([o.pred_probs.float().cpu() for o in outputs])
     masks = torch.cat([o.pred_masks.bool().cpu() for o in outputs])
     if probs.shape[0] != k:
         raise RuntimeError(f'{where}: {k} phrases gave {probs.shape[0]} '
                            'predictions')
-    return probs, masks
+    texts = None
+    if all('generated_texts' in o for o in outputs):
+        texts = [t for o in outputs for t in o.generated_texts]
+    return GroupingRun(probs, masks, texts=texts)
 
 
 def run_grouping(model: torch.nn.Module, cfg: Config, image: np.ndarray,
@@ -179,7 +185,7 @@ def run_grouping(model: torch.nn.Module, cfg: Config, image: np.ndarray,
         if count_flops:
             with flop_counter() as counter:
                 outputs = model.test_step(batch)
-            run = GroupingRun(*_stack(outputs, len(phrases), where))
+            run = _stack(outputs, len(phrases), where)
             run.flops = float(counter.get_total_flops())
             counts = counter.get_flop_counts()
             run.head_flops = float(
@@ -197,11 +203,10 @@ def run_grouping(model: torch.nn.Module, cfg: Config, image: np.ndarray,
         if outputs is None and run is None:
             outputs = model.test_step(batch)
         if outputs is not None:  # the last step's predictions
-            probs, masks = _stack(outputs, len(phrases), where)
-            if run is None:
-                run = GroupingRun(probs, masks)
-            else:
-                run.probs, run.masks = probs, masks
+            last = _stack(outputs, len(phrases), where)
+            if run is not None:
+                last.flops, last.head_flops = run.flops, run.head_flops
+            run = last
     run.seconds = seconds
     return run
 
@@ -216,8 +221,9 @@ def compare_runs(reference: GroupingRun, other: GroupingRun) -> dict:
     Returns:
         dict: ``max_prob_diff`` (largest |probability difference| of any
         pixel), ``mask_pixels_differ`` (pixels whose binary mask differs),
-        ``identical_masks`` (expressions whose binary masks are equal) and
-        ``expressions``.
+        ``identical_masks`` (expressions whose binary masks are equal),
+        ``expressions`` and, when both generated answers,
+        ``identical_texts``.
     """
     if reference.probs.shape != other.probs.shape:
         raise ValueError('The groupings predicted different shapes: '
@@ -225,11 +231,15 @@ def compare_runs(reference: GroupingRun, other: GroupingRun) -> dict:
                          f'{tuple(other.probs.shape)}')
     diff = (reference.probs - other.probs).abs()
     differ = reference.masks != other.masks
-    return dict(
+    result = dict(
         max_prob_diff=float(diff.max()) if diff.numel() else 0.0,
         mask_pixels_differ=int(differ.sum()),
         identical_masks=int((~differ.flatten(1).any(1)).sum()),
         expressions=int(reference.probs.shape[0]))
+    if reference.texts is not None and other.texts is not None:
+        result['identical_texts'] = sum(
+            a == b for a, b in zip(reference.texts, other.texts))
+    return result
 
 
 def prompt_tokens(model: torch.nn.Module, cfg: Config, image: np.ndarray,

@@ -9,9 +9,14 @@ from mmengine.config import Config
 
 from mmrefseg.registry import MODELS
 from mmrefseg.testing import tiny_internvl_config
-from mmrefseg.testing.internvl_flops import (flop_counter, image_tokens,
-                                             llm_flops, multi_expression_flops,
-                                             projector_flops, vit_flops)
+from mmrefseg.testing.internvl_flops import (
+    flop_counter,
+    image_tokens,
+    llm_flops,
+    multi_expression_flops,
+    projector_flops,
+    vit_flops,
+)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
