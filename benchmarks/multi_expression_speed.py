@@ -103,6 +103,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument('--device', default='cpu')
     p.add_argument('--full-depth', action='store_true',
                    help='proxy8b at 24 ViT / 32 LLM layers (GPU)')
+    p.add_argument('--per-expression-batch', choices=('k', '1'),
+                   default='k',
+                   help="the per-expression path's K samples in one batch "
+                   "(k, what tools/test.py does) or one step each (1, the "
+                   "peers' scripts)")
     p.add_argument('--max-new-tokens', type=int, default=16,
                    help="Text4Seg's generation budget")
     p.add_argument('--checkpoint', nargs='+', default=[],
@@ -191,8 +196,8 @@ def speed_rows(method: str, cfg, model, args, image, pool) -> List[dict]:
                     repeats=0 if args.dry_run else args.repeats,
                     warmup=args.warmup if index == 0 and not args.dry_run
                     else 0,
-                    count_flops=k == count_k,
-                    device=args.device)
+                    count_flops=k == count_k, device=args.device,
+                    one_per_step=args.per_expression_batch == '1')
             except Exception as exc:  # keep the other rows
                 row[f'{grouping}_error'] = f'{type(exc).__name__}: {exc}'
         if len(runs) == 2:
@@ -325,7 +330,8 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
                      f"{info['llm_layers']} (full {info['full_vit_layers']}:"
                      f"{info['full_llm_layers']})") if info else ''
             print(f'\n### Expressions/s, model {args.model}{depth}, '
-                  f'{args.dtype} on {args.device}'
+                  f'{args.dtype} on {args.device}, per-expression batch '
+                  f'{args.per_expression_batch}'
                   f"{' (dry run: not timed)' if args.dry_run else ''}\n")
             print(SPEED_HEADER)
             print('|---' * 8 + '|')

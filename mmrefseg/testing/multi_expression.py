@@ -157,7 +157,8 @@ def _stack(outputs: Sequence, k: int, where: str) -> GroupingRun:
 def run_grouping(model: torch.nn.Module, cfg: Config, image: np.ndarray,
                  phrases: Sequence[str], grouping: str, repeats: int = 0,
                  warmup: int = 0, count_flops: bool = True,
-                 device: str = 'cpu') -> GroupingRun:
+                 device: str = 'cpu',
+                 one_per_step: bool = False) -> GroupingRun:
     """Predict ``phrases`` on ``image`` with one grouping, and time it.
 
     The batch is built once, outside the timing: the timed part is
@@ -174,17 +175,28 @@ def run_grouping(model: torch.nn.Module, cfg: Config, image: np.ndarray,
         count_flops (bool): Run one extra untimed step under
             ``flop_counter()`` first (it also warms up).
         device (str): For synchronising CUDA around each timed step.
+        one_per_step (bool): 'expression' only: one ``test_step`` per
+            phrase (batch 1, as the peers' demo and evaluation scripts run)
+            instead of one batch of K samples.
 
     Returns:
         GroupingRun: The last step's predictions, times and FLOPs.
     """
-    batch = build_text_only_batch(cfg, image, phrases, grouping)
+    if one_per_step and grouping == 'expression':
+        batches = [build_text_only_batch(cfg, image, [p], grouping)
+                   for p in phrases]
+    else:
+        batches = [build_text_only_batch(cfg, image, phrases, grouping)]
+
+    def step() -> list:
+        return [o for batch in batches for o in model.test_step(batch)]
+
     where = f'grouping={grouping!r}, K={len(phrases)}'
     run = None
     with torch.no_grad():
         if count_flops:
             with flop_counter() as counter:
-                outputs = model.test_step(batch)
+                outputs = step()
             run = _stack(outputs, len(phrases), where)
             run.flops = float(counter.get_total_flops())
             counts = counter.get_flop_counts()
@@ -192,16 +204,16 @@ def run_grouping(model: torch.nn.Module, cfg: Config, image: np.ndarray,
                 sum(sum(counts.get(name, {}).values())
                     for name in HEAD_MODULES))
         for _ in range(warmup):
-            model.test_step(batch)
+            step()
         seconds, outputs = [], None
         for _ in range(repeats):
             _sync(device)
             start = time.perf_counter()
-            outputs = model.test_step(batch)
+            outputs = step()
             _sync(device)
             seconds.append(time.perf_counter() - start)
         if outputs is None and run is None:
-            outputs = model.test_step(batch)
+            outputs = step()
         if outputs is not None:  # the last step's predictions
             last = _stack(outputs, len(phrases), where)
             if run is not None:

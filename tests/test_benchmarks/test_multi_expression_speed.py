@@ -116,6 +116,15 @@ def test_timed_run_and_prompt_split():
                          count_flops=False)
     assert again.flops is None and not again.seconds
     assert compare_runs(run, again)['max_prob_diff'] == 0
+    # The per-expression path at batch 1 (one step per phrase) predicts
+    # what one padded batch of the K samples does.
+    two = ['the red circle', 'the big blue square on the left']
+    batched = run_grouping(model, cfg, image, two, 'expression',
+                           count_flops=False)
+    single = run_grouping(model, cfg, image, two, 'expression',
+                          count_flops=False, one_per_step=True)
+    cmp = compare_runs(batched, single)
+    assert cmp['expressions'] == 2 and cmp['max_prob_diff'] < 1e-4
 
 
 def test_proxy_has_8b_widths_and_cut_depth():
