@@ -163,7 +163,9 @@ def build(method: str, args: argparse.Namespace):
     cfg = speed_config(METHODS[method][0], args.model, args.full_depth,
                        args.dry_run, args.max_new_tokens)
     torch.manual_seed(args.seed)
-    model = MODELS.build(cfg.model)
+    # Parameters created on the device: the full-depth proxy is 8B.
+    with torch.device(args.device):
+        model = MODELS.build(cfg.model)
     weights = dict(c.split('=', 1) for c in args.checkpoint)
     if method in weights:
         from mmengine.runner import load_checkpoint
