@@ -319,7 +319,12 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
     """Run the benchmark; returns every row printed."""
     args = parse_args(argv)
     register_all_modules(init_default_scope=True)
-    torch.set_grad_enabled(False)
+    # A context, not torch.set_grad_enabled: main() also runs inside tests.
+    with torch.no_grad():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> List[dict]:
     rows: List[dict] = []
     for i, method in enumerate(args.methods):
         cfg, model = build(method, args)

@@ -38,6 +38,7 @@ def test_dry_run_every_method(synthetic_root, capsys):
                        '--expressions', '1', '2', '--samples', '3',
                        '--max-new-tokens', '3'])
     out = capsys.readouterr().out
+    assert torch.is_grad_enabled()  # no global switch left behind
     assert bench.SPEED_HEADER in out and bench.BOUND_HEADER in out
     assert bench.SAMPLES_HEADER in out
     speed = {r['method']: r for r in rows if r['kind'] == 'speed'}
