@@ -58,11 +58,11 @@ def test_llm_prefill_and_cached_suffix_match_the_counter(tiny):
     out = {}
 
     def prefill():
-        out['cache'] = llm(input_ids=ids, use_cache=True).past_key_values
+        out['cache'] = llm(input_ids=ids, use_cache=True).cache
 
     assert _count(prefill) == llm_flops(text, 20)
     suffix = torch.randint(10, 500, (1, 7))
-    assert _count(lambda: llm(input_ids=suffix, past_key_values=out['cache'],
+    assert _count(lambda: llm(input_ids=suffix, cache=out['cache'],
                               use_cache=True)) == llm_flops(text, 7, 20)
     hidden = torch.randn(1, 3, text['hidden_size'])
     # The LM head as a plain V x C projection (the backbone's wrapper adds
