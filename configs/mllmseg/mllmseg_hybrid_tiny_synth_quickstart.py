@@ -28,7 +28,7 @@ test_dataloader = val_dataloader
 # Warm up for 30 iterations, then a constant LR: exactly what
 # tools/quickstart.py (benchmarks/grounding_curve.py) trains with, so
 # tools/train.py on this config reproduces the quick start's model.
-max_iters = 300
+max_iters = 250
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
          end=30),
