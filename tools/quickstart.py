@@ -6,15 +6,16 @@
 1. Generates the synthetic REFER dataset under data/synthetic (once).
 2. Trains the tiny MLLMSeg hybrid at 168 px (configs/mllmseg/
    mllmseg_hybrid_tiny_synth_quickstart.py) from scratch for a fixed
-   number of iterations, with a progress bar and ETA. Iterations, not minutes: the
-   table below is the same on a fast or a busy machine, only the wait
-   differs.
+   number of iterations, with a progress bar and ETA. Iterations, not
+   minutes: the table below is the same on a fast or a busy machine, only
+   the wait differs.
 3. Prints val cIoU with the real expressions and with each expression
    swapped for another object's of the same image (the control): the gap
    is how much the masks follow the words.
-4. Segments two phrases of a val image with the trained model through
-   ``RefSegInferencer`` and writes the picture (masks in legend colours,
-   phrases written under them); prints its path and the demo command.
+4. Segments two phrases of a val image (two different objects) with the
+   trained model through ``RefSegInferencer`` and writes the picture
+   (masks in legend colours, phrases written under them); prints its path
+   and the demo command.
 """
 import argparse
 import os
@@ -60,16 +61,21 @@ def _grounding_curve():
 
 
 def demo_phrases(val_dataset: dict):
-    """The first val image with two expressions, and those expressions."""
+    """The first val image with two objects that have expressions, and one
+    expression of each (two different objects show that the masks follow
+    the words; two phrases of one object would draw one mask twice)."""
     from mmrefseg.registry import DATASETS
     dataset = DATASETS.build(dict(val_dataset, pipeline=[], indices=None,
                                   test_grouping='image'))
     for i in range(len(dataset)):
         info = dataset.get_data_info(i)
-        texts = [e['text'] for e in info['expressions']]
-        if len(texts) >= 2:
-            return info['img_path'], texts[:2]
-    raise RuntimeError('no val image with two expressions')
+        first_of_each = {}
+        for expr in info['expressions']:
+            if expr['ann_ids']:  # an object, not a no-target phrase
+                first_of_each.setdefault(tuple(expr['ann_ids']), expr['text'])
+        if len(first_of_each) >= 2:
+            return info['img_path'], list(first_of_each.values())[:2]
+    raise RuntimeError('no val image with expressions of two objects')
 
 
 def main(argv=None) -> int:
