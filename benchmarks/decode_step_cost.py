@@ -30,8 +30,10 @@ import torch
 import torch.nn.functional as F
 
 from mmrefseg.datasets.transforms.text_only import build_text_only_batch
-from mmrefseg.models.backbones.shared_prefix import (ImageGroups,
-                                                     shared_prefix_generate)
+from mmrefseg.models.backbones.shared_prefix import (
+    ImageGroups,
+    shared_prefix_generate,
+)
 from mmrefseg.registry import MODELS
 from mmrefseg.testing.multi_expression import prepare_model, speed_config
 from mmrefseg.utils import register_all_modules
