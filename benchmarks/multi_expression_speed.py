@@ -72,7 +72,8 @@ METHODS = {
     'text4seg': ('configs/text4seg/text4seg_tiny_synth.py', 'prefix'),
 }
 BOUND_K = 7
-SPEED_HEADER = ('| method | K | per-expression expr/s | grouped expr/s | '
+SPEED_HEADER = ('| method | K | per-expression batch | '
+                'per-expression expr/s | grouped expr/s | '
                 'speed-up | counted FLOP ratio | max abs(dp) | '
                 'differing mask px |')
 SAMPLES_HEADER = ('| method | images | expressions | identical masks | '
@@ -103,11 +104,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument('--device', default='cpu')
     p.add_argument('--full-depth', action='store_true',
                    help='proxy8b at 24 ViT / 32 LLM layers (GPU)')
-    p.add_argument('--per-expression-batch', choices=('k', '1'),
+    p.add_argument('--per-expression-batch', choices=('k', '1', 'both'),
                    default='k',
                    help="the per-expression path's K samples in one batch "
-                   "(k, what tools/test.py does) or one step each (1, the "
-                   "peers' scripts)")
+                   "(k, what tools/test.py does), one step each (1, the "
+                   "peers' scripts) or both baselines against one grouped "
+                   "run (a row each)")
     p.add_argument('--max-new-tokens', type=int, default=16,
                    help="Text4Seg's generation budget")
     p.add_argument('--checkpoint', nargs='+', default=[],
@@ -179,42 +181,58 @@ def _read(path: str):
 
 
 def speed_rows(method: str, cfg, model, args, image, pool) -> List[dict]:
-    """One row per K: both groupings timed and compared."""
+    """One row per K and per-expression baseline: both groupings timed
+    and compared."""
     rows = []
     ks = args.expressions
     if args.dry_run:  # one K, with more than one expression if asked
         ks = [min([k for k in ks if k > 1] or ks)]
     count_k = BOUND_K if BOUND_K in ks else ks[-1]
+    # 'k': one batch of K samples; '1': one test_step per expression.
+    baselines = ['k', '1'] if args.per_expression_batch == 'both' \
+        else [args.per_expression_batch]
     for index, k in enumerate(ks):
         phrases = [pool[i % len(pool)] for i in range(k)]
-        row = dict(kind='speed', method=method, k=k)
-        runs = {}
-        for grouping in ('expression', 'image'):
+        runs, errors = {}, {}
+        first = index == 0 and not args.dry_run
+        for name in ['image'] + baselines:
+            grouping = 'image' if name == 'image' else 'expression'
             try:
                 # FLOPs are counted in one extra untimed step, at one K
-                # only (a proxy8b expression takes ~10 s on 2 cores).
-                runs[grouping] = run_grouping(
+                # only (a proxy8b expression takes ~10 s on 2 cores); the
+                # second baseline does the same work, so once is enough.
+                runs[name] = run_grouping(
                     model, cfg, image, phrases, grouping,
                     repeats=0 if args.dry_run else args.repeats,
-                    warmup=args.warmup if index == 0 and not args.dry_run
-                    else 0,
-                    count_flops=k == count_k, device=args.device,
-                    one_per_step=args.per_expression_batch == '1')
+                    warmup=args.warmup if first else 0,
+                    count_flops=k == count_k and
+                    name in ('image', baselines[0]),
+                    device=args.device, one_per_step=name == '1')
             except Exception as exc:  # keep the other rows
-                row[f'{grouping}_error'] = f'{type(exc).__name__}: {exc}'
-        if len(runs) == 2:
-            per, grouped = runs['expression'], runs['image']
-            row.update(compare_runs(per, grouped))
-            row.update(per_expr_s=per.expressions_per_s,
-                       grouped_expr_s=grouped.expressions_per_s,
-                       speedup=grouped.expressions_per_s /
-                       per.expressions_per_s,
-                       flop_ratio=per.flops / grouped.flops
-                       if per.flops and grouped.flops else float('nan'))
-        if runs.get('expression') and runs['expression'].head_flops:
-            row['head_flops'] = runs['expression'].head_flops / k
-        rows.append(row)
-        print(_speed_line(row), flush=True)
+                errors[name] = f'{type(exc).__name__}: {exc}'
+        for base in baselines:
+            row = dict(kind='speed', method=method, k=k, baseline=base)
+            if 'image' in errors:
+                row['image_error'] = errors['image']
+            if base in errors:
+                row['expression_error'] = errors[base]
+            per, grouped = runs.get(base), runs.get('image')
+            flops = next((runs[b].flops for b in baselines
+                          if b in runs and runs[b].flops), None)
+            if per is not None and grouped is not None:
+                row.update(compare_runs(per, grouped))
+                row.update(per_expr_s=per.expressions_per_s,
+                           grouped_expr_s=grouped.expressions_per_s,
+                           speedup=grouped.expressions_per_s /
+                           per.expressions_per_s,
+                           flop_ratio=flops / grouped.flops
+                           if flops and grouped.flops else float('nan'))
+            head = next((runs[b].head_flops for b in baselines
+                         if b in runs and runs[b].head_flops), None)
+            if head:
+                row['head_flops'] = head / k
+            rows.append(row)
+            print(_speed_line(row), flush=True)
     return rows
 
 
@@ -227,10 +245,12 @@ def _fmt(value, spec: str, unit: str = '') -> str:
 def _speed_line(r: dict) -> str:
     errors = [r[k] for k in ('expression_error', 'image_error') if k in r]
     if errors:
-        return f"| {r['method']} | {r['k']} | failed: {'; '.join(errors)} |"
+        return (f"| {r['method']} | {r['k']} | {r['baseline']} | failed: "
+                f"{'; '.join(errors)} |")
     texts = (f" ({r['identical_texts']}/{r['k']} answers equal)"
              if 'identical_texts' in r else '')
-    return (f"| {r['method']} | {r['k']} | {_fmt(r['per_expr_s'], '.2f')} | "
+    return (f"| {r['method']} | {r['k']} | {r['baseline']} | "
+            f"{_fmt(r['per_expr_s'], '.2f')} | "
             f"{_fmt(r['grouped_expr_s'], '.2f')} | "
             f"{_fmt(r['speedup'], '.2f', 'x')} | "
             f"{_fmt(r['flop_ratio'], '.2f', 'x')} | "
@@ -341,7 +361,7 @@ def _run(args: argparse.Namespace) -> List[dict]:
                   f'{args.per_expression_batch}'
                   f"{' (dry run: not timed)' if args.dry_run else ''}\n")
             print(SPEED_HEADER)
-            print('|---' * 8 + '|')
+            print('|---' * 9 + '|')
         speed = speed_rows(method, cfg, model, args, image, pool)
         head = next((r['head_flops'] for r in speed if 'head_flops' in r),
                     None)

@@ -78,6 +78,22 @@ def test_dry_run_every_method(synthetic_root, capsys):
         pytest.xfail('grouping Text4Seg by image arrives with issue #19')
 
 
+def test_both_baselines_share_one_grouped_run(synthetic_root, capsys):
+    """--per-expression-batch both: a row per baseline (one batch of K,
+    one step per expression), the grouped run and FLOPs counted once."""
+    bench = _load()
+    rows = bench.main(['--dry-run', '--data-root', synthetic_root,
+                       '--methods', 'mllmseg', '--expressions', '2',
+                       '--per-expression-batch', 'both'])
+    speed = [r for r in rows if r['kind'] == 'speed']
+    assert [r['baseline'] for r in speed] == ['k', '1']
+    assert all(r['k'] == 2 and 'expression_error' not in r for r in speed)
+    assert speed[0]['flop_ratio'] == speed[1]['flop_ratio'] > 1
+    assert all(r['max_prob_diff'] < 1e-4 for r in speed)
+    out = capsys.readouterr().out
+    assert '| mllmseg | 2 | k |' in out and '| mllmseg | 2 | 1 |' in out
+
+
 def test_compare_runs_counts_pixels_and_expressions():
     probs = torch.full((3, 2, 4), 0.2)
     probs[1, 0, 0] = 0.9

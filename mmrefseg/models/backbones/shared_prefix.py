@@ -348,7 +348,7 @@ def shared_prefix_generate(backbone, pixel_values: Tensor,
     lines = torch.zeros(len(prompts), dtype=torch.long, device=device)
     done = torch.zeros(len(prompts), dtype=torch.bool, device=device)
     new_tokens = []
-    for _ in range(max_new_tokens):
+    for step in range(max_new_tokens):
         token = backbone.lm_logits(last).argmax(-1)
         token = torch.where(done, torch.full_like(token, pad), token)
         new_tokens.append(token)
@@ -357,7 +357,9 @@ def shared_prefix_generate(backbone, pixel_values: Tensor,
             lines = lines + table[token.clamp(max=len(table) - 1)]
             finished = finished | (lines >= max_lines)
         done = done | finished
-        if bool(done.all()):
+        # T tokens need T - 1 decode passes (the prompt pass gives the
+        # first): a pass after the budget's last token is thrown away.
+        if bool(done.all()) or step == max_new_tokens - 1:
             break
         mask = torch.cat([mask, torch.ones_like(mask[:, :1])], 1)
         embeds_t = backbone.hf.get_input_embeddings()(token[:, None])
