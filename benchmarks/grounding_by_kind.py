@@ -76,8 +76,10 @@ class KindStats:
     """Per-kind sums of intersection/union and lists of IoUs."""
 
     def __init__(self) -> None:
-        # kind -> [intersection, union, [target IoU], [best-object IoU]]
-        self.stats = defaultdict(lambda: [0, 0, [], []])
+        # kind -> [intersection, union, [target IoU], [best-object IoU],
+        #          answers the decoder had to repair (text heads only)]
+        self.stats = defaultdict(lambda: [0, 0, [], [], 0])
+        self.has_parse_status = False
 
     def add(self, sample, segmentations: List[list]) -> None:
         """Score one predicted ``RefSegDataSample`` with one expression.
@@ -104,10 +106,15 @@ class KindStats:
         entry[1] += int(np.logical_or(pred, gt).sum())
         entry[2].append(iou(pred, gt))
         entry[3].append(best)
+        # Text heads (Text4Seg) say whether the answer parsed cleanly.
+        status = sample.get('parse_status')
+        if status is not None:
+            self.has_parse_status = True
+            entry[4] += int(status[0] != 'ok')
 
     def rows(self) -> List[tuple]:
-        """(kind, #expr, cIoU, mIoU, Pr@0.5, best-object mIoU) in percent,
-        one row per kind seen plus ``'all'``."""
+        """(kind, #expr, cIoU, mIoU, Pr@0.5, best-object mIoU, parse
+        fail) in percent, one row per kind seen plus ``'all'``."""
         kinds = [k for k in EXPRESSION_KINDS if k in self.stats]
         out = []
         for kind in kinds + ['all']:
@@ -116,18 +123,22 @@ class KindStats:
             union = sum(self.stats[k][1] for k in group)
             ious = np.concatenate([self.stats[k][2] for k in group])
             bests = np.concatenate([self.stats[k][3] for k in group])
+            failed = sum(self.stats[k][4] for k in group)
             out.append((kind, len(ious),
                         100 * inter / union if union else float('nan'),
                         100 * ious.mean(), 100 * (ious > 0.5).mean(),
-                        100 * bests.mean()))
+                        100 * bests.mean(), 100 * failed / len(ious)))
         return out
 
     def table(self) -> str:
-        lines = ['| kind | #expr | cIoU | mIoU | Pr@0.5 | best-object mIoU |',
-                 '|---|---|---|---|---|---|']
-        for kind, n, ciou, miou, pr, best in self.rows():
+        parse = self.has_parse_status
+        lines = ['| kind | #expr | cIoU | mIoU | Pr@0.5 | best-object mIoU |'
+                 + (' parse fail % |' if parse else ''),
+                 '|---|---|---|---|---|---|' + ('---|' if parse else '')]
+        for kind, n, ciou, miou, pr, best, fail in self.rows():
             lines.append(f'| {kind} | {n} | {ciou:.1f} | {miou:.1f} | '
-                         f'{pr:.1f} | {best:.1f} |')
+                         f'{pr:.1f} | {best:.1f} |'
+                         + (f' {fail:.1f} |' if parse else ''))
         return '\n'.join(lines)
 
 

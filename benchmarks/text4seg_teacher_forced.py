@@ -18,6 +18,11 @@ the right token and the mean probability of the right token:
 * ``later object row start``: the same for the object's other rows (the
   previous row is a strong hint).
 
+With full descriptors (``answer_format='full'``, one label per cell) the
+token that starts each cell's label decides it: ``object cell`` and
+``background cell`` score those tokens, and the script prints the IoU of
+those teacher-forced decisions with the answer's grid.
+
     python benchmarks/text4seg_teacher_forced.py \
         configs/text4seg/text4seg_tiny_synth.py work_dirs/x/iter_1000.pth \
         --val-samples 128
@@ -37,6 +42,9 @@ from mmrefseg.utils import register_all_modules
 
 KINDS = ('background row', 'object row', 'object row counts',
          'first object row start', 'later object row start')
+# Full descriptors (one label per cell, no counts): the token that starts
+# each cell's label decides the cell.
+FULL_KINDS = ('object cell', 'background cell')
 _BACKGROUND_ROW = re.compile(r'\s*others \*\d+\s*(</seg>)?\s*')
 
 
@@ -89,6 +97,59 @@ def answer_rows(pieces: List[str]) -> List[Tuple[List[int], str]]:
     return rows
 
 
+def answer_cells(pieces: List[str]) -> List[Tuple[int, str]]:
+    """The label of each cell of a full-descriptor answer.
+
+    Args:
+        pieces (list[str]): The decoded text of each answer token.
+
+    Returns:
+        list[tuple[int, str]]: Per cell inside ``<seg>...</seg>`` (labels
+        joined by ``'|'``), the index of the token holding the label's
+        first character (the token that decides the cell) and the label.
+    """
+    full = ''.join(pieces)
+    tag = full.find('<seg>')
+    if tag < 0:
+        return []
+    start = tag + len('<seg>')
+    end = full.find('</seg>', start)
+    end = len(full) if end < 0 else end
+    # Character -> token index, for the label starts.
+    owner = [k for k, piece in enumerate(pieces) for _ in piece]
+    cells = []
+    for chunk in full[start:end].split('|'):
+        label = chunk.strip()
+        if label:
+            first = start + chunk.index(label[0])
+            cells.append((owner[first], label))
+        start += len(chunk) + 1
+    return cells
+
+
+def score_full_answer(pieces: List[str], correct: List[bool],
+                      p_true: List[float],
+                      totals: Dict[str, List[float]]) -> None:
+    """Add one full-descriptor answer's cell decisions to ``totals``."""
+    for k, label in answer_cells(pieces):
+        kind = 'background cell' if label == 'others' else 'object cell'
+        totals[kind][0] += correct[k]
+        totals[kind][1] += 1
+        totals[kind][2] += p_true[k]
+
+
+def cell_iou(totals: Dict[str, List[float]]) -> float:
+    """IoU of the teacher-forced cell decisions with the answer's grid.
+
+    An object cell decided right is a true positive, one decided wrong a
+    false negative, a background cell decided wrong a false positive.
+    """
+    tp, n_obj = totals['object cell'][:2]
+    hits_bg, n_bg = totals['background cell'][:2]
+    denom = n_obj + (n_bg - hits_bg)
+    return 100.0 * tp / denom if denom else float('nan')
+
+
 def score_answer(pieces: List[str], correct: List[bool],
                  p_true: List[float],
                  totals: Dict[str, List[float]]) -> None:
@@ -131,12 +192,15 @@ def teacher_forced_accuracy(model: torch.nn.Module, loader,
         max_samples (int): Stop after this many conversations.
 
     Returns:
-        dict[str, list[float]]: Keyed by :data:`KINDS`.
+        dict[str, list[float]]: Keyed by :data:`KINDS`, or
+        :data:`FULL_KINDS` when the head writes full descriptors.
     """
     model.eval()
     tokenizer = model.backbone.tokenizer
+    full = getattr(model.decode_head, 'answer_format', 'rrle') == 'full'
+    score = score_full_answer if full else score_answer
     totals: Dict[str, List[float]] = OrderedDict(
-        (kind, [0, 0, 0.0]) for kind in KINDS)
+        (kind, [0, 0, 0.0]) for kind in (FULL_KINDS if full else KINDS))
     seen = 0
     for data in loader:
         batch = model.data_preprocessor(data, True)
@@ -155,7 +219,7 @@ def teacher_forced_accuracy(model: torch.nn.Module, loader,
             correct = (logits.argmax(-1) == target).tolist()
             p_true = probs.gather(1, target[:, None])[:, 0].tolist()
             pieces = [tokenizer.decode([t]) for t in target.tolist()]
-            score_answer(pieces, correct, p_true, totals)
+            score(pieces, correct, p_true, totals)
         if seen >= max_samples:
             break
     return totals
@@ -190,6 +254,9 @@ def main(argv=None) -> int:
                   f'{p_sum / count:.3f} |')
         else:
             print(f'| {kind} | 0 | - | - |')
+    if 'object cell' in totals:
+        print(f'\nteacher-forced cell IoU (the answers\' grids, previous '
+              f'cells given): {cell_iou(totals):.1f}')
     return 0
 
 

@@ -76,8 +76,16 @@ def parse_args(argv=None):
                         'OptimWrapper): bfloat16 autocast is emulated, '
                         'i.e. many times slower, on CPUs without AMX / '
                         'AVX512-BF16')
+    parser.add_argument('--grid-size', type=int, default=None,
+                        help='descriptor grid (default: the config\'s, 8x8 = '
+                        'one cell per LLM image token of the tiny models); '
+                        '16 reproduces the 16x16 runs of the doc')
     parser.add_argument('--oracle-only', action='store_true',
                         help='print the oracle cIoU and stop')
+    parser.add_argument('--stage1-only', action='store_true',
+                        help='train and export stage 1 when missing, then '
+                        'stop (so the two answer forms can then run as two '
+                        'processes)')
     return parser.parse_args(argv)
 
 
@@ -185,6 +193,20 @@ def grid_oracle(cfg: Config, val_samples: int) -> float:
     return 100.0 * inter / max(union, 1)
 
 
+def set_grid_size(cfg: Config, grid: int) -> None:
+    """Use a ``grid`` x ``grid`` descriptor grid in the head and answers.
+
+    R-RLE answers get ``max(160, 16 * grid)`` new tokens (160 at 8x8, 256
+    at 16x16, what the measured runs used).
+    """
+    cfg.model.decode_head.grid_size = grid
+    cfg.model.decode_head.max_new_tokens = max(160, 16 * grid)
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        for step in cfg[loader].dataset.pipeline:
+            if step['type'] == 'Text4SegAnswer':
+                step['grid_size'] = grid
+
+
 def stage2_config(args, export_dir: str, answer_format: str) -> str:
     """Write the stage-2 config for one answer form; returns its path."""
     cfg = Config.fromfile(args.config)
@@ -196,6 +218,8 @@ def stage2_config(args, export_dir: str, answer_format: str) -> str:
     cfg = Config(cfg_dict)
     head = cfg.model.decode_head
     head.answer_format = answer_format
+    if args.grid_size:
+        set_grid_size(cfg, args.grid_size)
     if answer_format == 'full':
         grid = head.get('grid_size', 16)
         cells = grid * grid if isinstance(grid, int) else grid[0] * grid[1]
@@ -268,6 +292,8 @@ def main(argv=None) -> int:
     register_all_modules(init_default_scope=False)
     cfg = Config.fromfile(args.config)
     set_data_root(cfg, args.data_root)
+    if args.grid_size:
+        set_grid_size(cfg, args.grid_size)
     grounding_curve.ensure_synthetic(cfg.train_dataloader.dataset.data_root)
     start = time.time()
     oracle = grid_oracle(cfg, args.val_samples)
@@ -276,6 +302,8 @@ def main(argv=None) -> int:
     if args.oracle_only:
         return 0
     export_dir = stage1_export(args)
+    if args.stage1_only:
+        return 0
     lines = []
     for answer_format in args.answer_format:
         path = stage2_config(args, export_dir, answer_format)

@@ -8,17 +8,15 @@
 #
 #   python benchmarks/text4seg_two_stage.py --iters 500 1000 1500
 #
-# Grid and tokens: the paper's 448 px tile gives 16x16 LLM tokens, one per
-# descriptor cell. Here the stage-1 model sets the geometry: 224 px, patch
-# 14, pixel shuffle 0.5, i.e. 16x16 ViT patches packed into 8x8 LLM tokens,
-# and a 16x16 grid of 2x2 cells per token. Kept because (1) a grid matched
-# to 8x8 tokens caps cIoU at 51.4 on the first 600 synthetic val
-# expressions against 69.3 at 16x16 (GT -> grid -> nearest upsample);
-# (2) SELF1E's own mask is that 16x16 grid, read from the 8x8 LLM states by
-# undoing the pixel shuffle, so stage 1 already trains a per-cell 2x2
-# readout of every token; (3) 16x16 tokens with SELF1E's shuffle 0.5 need
-# 32x32 ViT patches (448 px or patch 7): 4x the ViT tokens and 256 instead
-# of 64 image tokens in every sequence (timing in the doc).
+# Grid and tokens: one descriptor cell per LLM image token, as in the paper
+# (16x16 cells for the 16x16 tokens of a 448 px tile). The stage-1 model
+# has 224 px tiles, patch 14 and pixel shuffle 0.5: 8x8 LLM tokens, so an
+# 8x8 grid. Measured after 30 minutes of stage 2 (R-RLE, 600 val
+# expressions, docs/text4seg_two_stage.md): 12.7 / 3.1 real / shuffled cIoU
+# at 8x8 against 1.8 / 0.9 at 16x16, two cells per token across, although
+# 16x16 caps higher (grid oracle 69.3 against 51.4). A 16x16 grid that
+# matches its tokens needs a stage 1 with 16x16 LLM tokens (448 px, or no
+# pixel shuffle): 256 instead of 64 image tokens per sequence.
 _base_ = ['./text4seg_tiny_synth.py']
 
 # Where benchmarks/text4seg_two_stage.py caches the stage-1 export; point
@@ -40,7 +38,29 @@ model = dict(
         freeze_vit=False, freeze_projector=False, freeze_llm=False,
         attn_implementation='sdpa',
         # Stage 1's layout: the question before the image.
-        processor=dict(prompt_style='answer', question_first=True)))
+        processor=dict(prompt_style='answer', question_first=True)),
+    # 8x8 R-RLE answers: 45 descriptor tokens on average (tiny tokenizer);
+    # generation also stops after grid_size + 2 lines.
+    decode_head=dict(grid_size=8, max_new_tokens=160))
+
+answer = dict(type='Text4SegAnswer', grid_size=8)
+train_pipeline = [
+    dict(type='LoadRefImage'),
+    dict(type='LoadRefMasks'),
+    dict(type='InternVLImageTransform', image_size=224, mode='squash'),
+    answer,
+    dict(type='PackRefSegInputs'),
+]
+test_pipeline = [
+    dict(type='LoadRefImage'),
+    dict(type='LoadRefMasks'),
+    dict(type='InternVLImageTransform', image_size=224, mode='squash'),
+    dict(answer, test_mode=True),
+    dict(type='PackRefSegInputs'),
+]
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader
 
 # The stage-1 SELF1E recipe puts the expression before the image
 # (question_first) so that image tokens read it under causal attention;

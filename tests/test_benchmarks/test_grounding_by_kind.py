@@ -46,14 +46,33 @@ def test_rows_split_quality_from_selection(by_kind):
     stats.add(_sample('the star', b, a | b), rles)  # both objects
     rows = {r[0]: r[1:] for r in stats.rows()}
     assert list(rows) == ['colour', 'shape', 'position', 'all']
-    np.testing.assert_allclose(rows['colour'], (1, 100, 100, 100, 100))
+    np.testing.assert_allclose(rows['colour'], (1, 100, 100, 100, 100, 0))
     # Wrong object: zero IoU with the target, a perfect mask of another.
-    np.testing.assert_allclose(rows['position'], (1, 0, 0, 0, 100))
-    np.testing.assert_allclose(rows['shape'], (1, 60, 60, 100, 60))
+    np.testing.assert_allclose(rows['position'], (1, 0, 0, 0, 100, 0))
+    np.testing.assert_allclose(rows['shape'], (1, 60, 60, 100, 60, 0))
     # cIoU pools pixels: (4 + 0 + 6) / (4 + 10 + 10).
     np.testing.assert_allclose(
-        rows['all'], (3, 1000 / 24, 160 / 3, 200 / 3, 260 / 3))
-    assert '| position | 1 | 0.0 | 0.0 | 0.0 | 100.0 |' in stats.table()
+        rows['all'], (3, 1000 / 24, 160 / 3, 200 / 3, 260 / 3, 0))
+    table = stats.table()
+    assert '| position | 1 | 0.0 | 0.0 | 0.0 | 100.0 |' in table
+    # Mask heads say nothing about parsing: no parse column.
+    assert 'parse' not in table
+
+
+def test_parse_failures_are_counted_per_kind(by_kind):
+    a = _mask(slice(0, 2), slice(0, 2))
+    stats = by_kind.KindStats()
+    for text, status in [('the red one', 'ok'),
+                         ('the blue one', 'truncated'),
+                         ('the star', 'no_seg_tag')]:
+        sample = _sample(text, a, a)
+        sample.parse_status = [status]
+        stats.add(sample, [])
+    rows = {r[0]: r[1:] for r in stats.rows()}
+    assert rows['colour'][-1] == 50 and rows['shape'][-1] == 100
+    np.testing.assert_allclose(rows['all'][-1], 200 / 3)
+    assert '| colour | 2 | 100.0 | 100.0 | 100.0 | 0.0 | 50.0 |' \
+        in stats.table()
 
 
 def test_one_expression_per_sample(by_kind):

@@ -78,3 +78,27 @@ def test_runs_on_a_checkpoint(tf, synthetic_root, tmp_path, capsys):
     assert '| first object row start | 3 |' in table
     for kind in tf.KINDS[:3]:
         assert f'| {kind} | 0 |' not in table
+
+
+# "<seg>others| red circle| others| red circle</seg>" in tokens.
+FULL_PIECES = ['Sure', ':\n', '<seg>', 'others', '|', ' red', ' circle',
+               '|', ' others', '| red', ' circle', '</seg>']
+
+
+def test_full_answer_cells_name_their_deciding_token(tf):
+    assert tf.answer_cells(FULL_PIECES) == [
+        (3, 'others'), (5, 'red circle'), (8, 'others'), (9, 'red circle')]
+    assert tf.answer_cells(['no', ' tag']) == []
+
+
+def test_full_answer_cell_iou(tf):
+    correct = [True] * len(FULL_PIECES)
+    correct[9] = False  # second object cell missed
+    correct[8] = False  # a background cell called object
+    p_true = [0.25] * len(FULL_PIECES)
+    totals = {kind: [0, 0, 0.0] for kind in tf.FULL_KINDS}
+    tf.score_full_answer(FULL_PIECES, correct, p_true, totals)
+    assert totals['object cell'] == [1, 2, 0.5]
+    assert totals['background cell'] == [1, 2, 0.5]
+    # TP 1, FN 1, FP 1
+    assert tf.cell_iou(totals) == pytest.approx(100 / 3)

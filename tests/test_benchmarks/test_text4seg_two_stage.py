@@ -40,9 +40,28 @@ def test_stage2_config_reads_the_export_in_both_forms(two_stage, tmp_path):
         # Stage 1's layout (question first) on the model-side processor.
         assert cfg.model.backbone.processor.question_first is True
         assert cfg.model.backbone.processor.prompt_style == 'answer'
-        # Full answers are ~530 tokens at 16x16 with the tiny tokenizer.
+        # One cell per LLM image token: 8x8 for the tiny stage-1 models.
+        assert cfg.model.decode_head.grid_size == 8
+        steps = {s['type']: s for s in cfg.test_dataloader.dataset.pipeline}
+        assert steps['Text4SegAnswer']['grid_size'] == 8
+        # Full answers: up to 3 tokens per cell with the tiny tokenizer.
         assert cfg.model.decode_head.max_new_tokens == (
-            256 if form == 'rrle' else 768)
+            160 if form == 'rrle' else 192)
+
+
+def test_grid_size_option_sets_head_and_answers(two_stage, tmp_path):
+    args = two_stage.parse_args(['--config', FT_CONFIG, '--work-dir',
+                                 str(tmp_path), '--iters', '10',
+                                 '--grid-size', '16'])
+    for form, tokens in (('rrle', 256), ('full', 768)):
+        cfg = Config.fromfile(
+            two_stage.stage2_config(args, str(tmp_path), form))
+        assert cfg.model.decode_head.grid_size == 16
+        assert cfg.model.decode_head.max_new_tokens == tokens
+        for loader in ('train_dataloader', 'val_dataloader',
+                       'test_dataloader'):
+            steps = {s['type']: s for s in cfg[loader].dataset.pipeline}
+            assert steps['Text4SegAnswer']['grid_size'] == 16
 
 
 def test_stage1_schedule_is_scaled(two_stage):
@@ -64,6 +83,20 @@ def test_cached_stage1_is_reused(two_stage, tmp_path):
     (export / 'mmrefseg_export.json').write_text(json.dumps({}))
     args = two_stage.parse_args(['--stage1-dir', str(export)])
     assert two_stage.stage1_export(args) == str(export)
+
+
+def test_stage1_only_stops_before_stage2(two_stage, synthetic_root,
+                                         tmp_path, capsys):
+    export = tmp_path / 'cached'
+    export.mkdir()
+    (export / 'mmrefseg_export.json').write_text(json.dumps({}))
+    work = tmp_path / 'work'
+    assert two_stage.main([
+        '--stage1-only', '--stage1-dir', str(export), '--data-root',
+        synthetic_root, '--val-samples', '4', '--work-dir', str(work)]) == 0
+    out = capsys.readouterr().out
+    assert f'Stage 1: reusing {export}' in out
+    assert 'Stage 2' not in out and not work.exists()
 
 
 def test_grid_oracle_is_the_upsampled_gt_grid(two_stage, synthetic_root):
