@@ -18,7 +18,10 @@ load_from_partial = False
 default_hooks = dict(
     checkpoint_match=dict(type='CheckpointMatchHook'),
     timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
+    # MMEngine's LoggerHook, except that under dist_test.sh only rank 0
+    # writes the test metrics JSON (every rank did, to one file).
+    logger=dict(type='mmrefseg.RankZeroLoggerHook', interval=50,
+                log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(
         type='CheckpointHook', by_epoch=False, interval=1000, max_keep_ckpts=1),

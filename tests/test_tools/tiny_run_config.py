@@ -77,7 +77,7 @@ def write_tiny_config(src: str,
         cfg.optim_wrapper = dict(type='OptimWrapper', optimizer=optimizer)
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', by_epoch=False,
                                         interval=max_iters)
-    cfg.default_hooks.logger = dict(type='LoggerHook', interval=1)
+    cfg.default_hooks.logger.interval = 1
     cfg.default_hooks.visualization = dict(type='RefSegVisualizationHook',
                                            draw=False)
     cfg.dump(dst)

@@ -4,10 +4,11 @@ from .checkpoint_match_hook import (
                                     CheckpointMismatchError,
                                     compare_state_dict,
 )
+from .rank_zero_logger_hook import RankZeroLoggerHook
 from .refseg_visualization_hook import RefSegVisualizationHook
 from .train_progress_bar_hook import TrainProgressBarHook
 
 __all__ = [
-    'CheckpointMatchHook', 'CheckpointMismatchError',
+    'CheckpointMatchHook', 'CheckpointMismatchError', 'RankZeroLoggerHook',
     'RefSegVisualizationHook', 'TrainProgressBarHook', 'compare_state_dict'
 ]
