@@ -193,6 +193,14 @@ def grid_oracle(cfg: Config, val_samples: int) -> float:
     return 100.0 * inter / max(union, 1)
 
 
+def set_answer_steps(cfg: Config, **fields) -> None:
+    """Set ``fields`` on every loader's ``Text4SegAnswer`` step."""
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        for step in cfg[loader].dataset.pipeline:
+            if step['type'] == 'Text4SegAnswer':
+                step.update(fields)
+
+
 def set_grid_size(cfg: Config, grid: int) -> None:
     """Use a ``grid`` x ``grid`` descriptor grid in the head and answers.
 
@@ -201,10 +209,7 @@ def set_grid_size(cfg: Config, grid: int) -> None:
     """
     cfg.model.decode_head.grid_size = grid
     cfg.model.decode_head.max_new_tokens = max(160, 16 * grid)
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        for step in cfg[loader].dataset.pipeline:
-            if step['type'] == 'Text4SegAnswer':
-                step['grid_size'] = grid
+    set_answer_steps(cfg, grid_size=grid)
 
 
 def stage2_config(args, export_dir: str, answer_format: str) -> str:
@@ -225,10 +230,7 @@ def stage2_config(args, export_dir: str, answer_format: str) -> str:
         cells = grid * grid if isinstance(grid, int) else grid[0] * grid[1]
         head.max_new_tokens = max(head.get('max_new_tokens', 0),
                                   FULL_TOKENS_PER_CELL * cells)
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        for step in cfg[loader].dataset.pipeline:
-            if step['type'] == 'Text4SegAnswer':
-                step['answer_format'] = answer_format
+    set_answer_steps(cfg, answer_format=answer_format)
     if args.fp32:
         no_autocast(cfg)
     # A checkpoint at the last mark, for tools/test.py and grounding_by_kind.
