@@ -14,6 +14,13 @@ expressions, and the parse-failure rate by repair kind:
 
 Everything is in iterations (timing-independent); training minutes are
 printed next to them. See docs/text4seg_two_stage.md.
+
+One process keeps one CPU core busy (the tiny models' ops are too small for
+intra-op threads); to train both stages on every core, run one
+data-parallel process per core (the batch size is per process):
+
+    OMP_NUM_THREADS=1 torchrun --nproc_per_node 2 \
+        benchmarks/text4seg_two_stage.py --launcher pytorch --fp32 ...
 """
 import os
 
@@ -30,13 +37,18 @@ import time
 from typing import Dict, List
 
 import torch
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
+from mmengine.dist import barrier, is_main_process
 from mmengine.registry import DefaultScope
-from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import grounding_curve  # noqa: E402
 
+from mmrefseg.apis import (  # noqa: E402
+    build_runner,
+    finish_distributed,
+    prepare_cpu_distributed,
+)
 from mmrefseg.converters import export_refsegmentor  # noqa: E402
 from mmrefseg.converters.exported_model import INFO_FILE, replace_values  # noqa: E402
 from mmrefseg.utils import register_all_modules  # noqa: E402
@@ -86,7 +98,25 @@ def parse_args(argv=None):
                         help='train and export stage 1 when missing, then '
                         'stop (so the two answer forms can then run as two '
                         'processes)')
+    parser.add_argument('--launcher', choices=['none', 'pytorch'],
+                        default='none',
+                        help='pytorch: one data-parallel process per core '
+                        '(or GPU) under torchrun, for both stages')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='overrides of the stage-2 config, e.g. '
+                        'train_dataloader.batch_size=4 (per process)')
     return parser.parse_args(argv)
+
+
+def init_launcher(launcher: str) -> None:
+    """Start the process group of a torchrun launch (gloo without CUDA)."""
+    if launcher == 'none':
+        return
+    if torch.cuda.is_available():
+        from mmengine.dist import init_dist
+        init_dist(launcher)
+    else:
+        prepare_cpu_distributed(Config(dict(launcher=launcher)))
 
 
 def drop_val_loop(cfg: Config) -> None:
@@ -126,7 +156,8 @@ def stage1_export(args) -> str:
     root = osp.join(args.work_dir, f'{name}_{iters}')
     out = args.stage1_dir or osp.join(root, 'export')
     if osp.isfile(osp.join(out, INFO_FILE)):
-        print(f'Stage 1: reusing {out}')
+        if is_main_process():
+            print(f'Stage 1: reusing {out}')
         return out
     set_data_root(cfg, args.data_root)
     cfg.work_dir = osp.join(root, 'train')
@@ -134,12 +165,17 @@ def stage1_export(args) -> str:
     scale_schedule(cfg, iters)
     if args.fp32:
         no_autocast(cfg)
-    print(f'Stage 1: training {args.stage1_config} for {iters} iterations '
-          f'in {cfg.work_dir}')
+    cfg.launcher = args.launcher
+    if is_main_process():
+        print(f'Stage 1: training {args.stage1_config} for {iters} '
+              f'iterations in {cfg.work_dir}')
     start = time.time()
-    Runner.from_cfg(cfg).train()
+    build_runner(cfg).train()
     minutes = (time.time() - start) / 60
     ckpt = osp.join(cfg.work_dir, f'iter_{iters}.pth')
+    if not is_main_process():
+        barrier()  # rank 0 exports
+        return out
     # The export keeps the recipe's own config (val loaders included).
     export_cfg = Config.fromfile(args.stage1_config)
     set_data_root(export_cfg, args.data_root)
@@ -150,6 +186,7 @@ def stage1_export(args) -> str:
                   f, indent=2)
     print(f'Stage 1: {minutes:.1f} min (evaluation excluded: none ran), '
           f'exported to {out}')
+    barrier()
     return out
 
 
@@ -221,6 +258,8 @@ def stage2_config(args, export_dir: str, answer_format: str) -> str:
     cfg_dict['model']['backbone'].update(pretrained=export_dir,
                                          tokenizer=export_dir)
     cfg = Config(cfg_dict)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
     head = cfg.model.decode_head
     head.answer_format = answer_format
     if args.grid_size:
@@ -238,7 +277,9 @@ def stage2_config(args, export_dir: str, answer_format: str) -> str:
         type='CheckpointHook', by_epoch=False, interval=max(args.iters),
         max_keep_ckpts=1)
     path = osp.join(args.work_dir, f'stage2_{answer_format}.py')
-    cfg.dump(path)
+    if is_main_process():
+        cfg.dump(path)
+    barrier()
     return path
 
 
@@ -251,11 +292,12 @@ def run_stage2(args, path: str, answer_format: str) -> List[dict]:
         argv += ['--data-root', args.data_root]
     if args.keep_schedule:
         argv.append('--keep-schedule')
+    argv += ['--launcher', args.launcher]
     cfg = grounding_curve.build_cfg(grounding_curve.parse_args(argv))
     # The hook holds its own copies of the val loaders and evaluator.
     drop_val_loop(cfg)
     cfg.experiment_name = f'stage2_{answer_format}_{int(time.time())}'
-    runner = Runner.from_cfg(cfg)
+    runner = build_runner(cfg)
     runner.train()
     hook = [h for h in runner.hooks
             if type(h).__name__ == 'TimeBudgetEvalHook'][0]
@@ -292,32 +334,43 @@ def format_rows(answer_format: str, rows: List[dict],
 def main(argv=None) -> int:
     args = parse_args(argv)
     register_all_modules(init_default_scope=False)
+    init_launcher(args.launcher)
     cfg = Config.fromfile(args.config)
     set_data_root(cfg, args.data_root)
     if args.grid_size:
         set_grid_size(cfg, args.grid_size)
-    grounding_curve.ensure_synthetic(cfg.train_dataloader.dataset.data_root)
+    if is_main_process():
+        grounding_curve.ensure_synthetic(
+            cfg.train_dataloader.dataset.data_root)
+    barrier()
     start = time.time()
     oracle = grid_oracle(cfg, args.val_samples)
-    print(f'Grid oracle cIoU on {args.val_samples or "all"} val '
-          f'expressions: {oracle:.1f}')
+    if is_main_process():
+        print(f'Grid oracle cIoU on {args.val_samples or "all"} val '
+              f'expressions: {oracle:.1f}')
     if args.oracle_only:
+        finish_distributed()
         return 0
     export_dir = stage1_export(args)
     if args.stage1_only:
+        finish_distributed()
         return 0
     lines = []
     for answer_format in args.answer_format:
         path = stage2_config(args, export_dir, answer_format)
-        print(f'Stage 2 ({answer_format}): {path}')
+        if is_main_process():
+            print(f'Stage 2 ({answer_format}): {path}')
         rows = run_stage2(args, path, answer_format)
         lines += format_rows(answer_format, rows, oracle)
-    print('\n| answer | iters | train min | cIoU real | cIoU shuffled | gap '
-          '| grid oracle | real / oracle | parse fail % | fail kinds |')
-    print('|---|---|---|---|---|---|---|---|---|---|')
-    print('\n'.join(lines))
-    print(f'\nstage 1: {export_dir}; wall time '
-          f'{(time.time() - start) / 60:.1f} min')
+    if is_main_process():
+        print('\n| answer | iters | train min | cIoU real | cIoU shuffled '
+              '| gap | grid oracle | real / oracle | parse fail % '
+              '| fail kinds |')
+        print('|---|---|---|---|---|---|---|---|---|---|')
+        print('\n'.join(lines))
+        print(f'\nstage 1: {export_dir}; wall time '
+              f'{(time.time() - start) / 60:.1f} min')
+    finish_distributed()
     return 0
 
 

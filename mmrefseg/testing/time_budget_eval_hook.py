@@ -4,6 +4,7 @@ import time
 from typing import Dict, List, Optional, Sequence
 
 import torch
+from mmengine.dist import broadcast_object_list, get_world_size
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 
@@ -68,8 +69,16 @@ class TimeBudgetEvalHook(Hook):
         now = time.perf_counter()
         self._train_seconds += now - self._tick
         self._tick = now
-        progress = runner.iter + 1 if self.unit == 'iters' else \
-            self._train_seconds / 60
+        if self.unit == 'iters':
+            progress = runner.iter + 1
+        else:
+            # Data-parallel ranks must agree on when to evaluate (the
+            # evaluation gathers across them): rank 0's clock decides.
+            progress = self._train_seconds / 60
+            if get_world_size() > 1:
+                shared = [progress]
+                broadcast_object_list(shared, src=0)
+                progress = shared[0]
         if not self.minutes or progress < self.minutes[0]:
             return
         self.minutes.pop(0)

@@ -49,6 +49,33 @@ def test_stage2_config_reads_the_export_in_both_forms(two_stage, tmp_path):
             160 if form == 'rrle' else 192)
 
 
+def test_cfg_options_and_launcher_reach_stage2(two_stage, tmp_path,
+                                              monkeypatch):
+    """--cfg-options edit the written stage-2 config (e.g. the per-process
+    batch of a 2-process run); --launcher reaches the grounding-curve
+    config that trains it."""
+    args = two_stage.parse_args([
+        '--config', FT_CONFIG, '--work-dir', str(tmp_path), '--iters', '10',
+        '--launcher', 'pytorch', '--cfg-options',
+        'train_dataloader.batch_size=4'])
+    path = two_stage.stage2_config(args, str(tmp_path), 'rrle')
+    assert Config.fromfile(path).train_dataloader.batch_size == 4
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_build_runner(cfg):
+        seen['cfg'] = cfg
+        raise Stop
+
+    monkeypatch.setattr(two_stage, 'build_runner', fake_build_runner)
+    with pytest.raises(Stop):
+        two_stage.run_stage2(args, path, 'rrle')
+    assert seen['cfg'].launcher == 'pytorch'
+    assert seen['cfg'].train_dataloader.batch_size == 4
+
+
 def test_grid_size_option_sets_head_and_answers(two_stage, tmp_path):
     args = two_stage.parse_args(['--config', FT_CONFIG, '--work-dir',
                                  str(tmp_path), '--iters', '10',

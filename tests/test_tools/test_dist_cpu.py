@@ -140,3 +140,35 @@ def test_two_process_test_equals_one_process(dist_runs):
     m2, m1 = _metrics_json(tmp / 'test2'), _metrics_json(tmp / 'test1')
     assert m2 == m1
     assert any('num_expressions' in k for k in m1)
+
+
+def _expression_counts(stdout: str) -> list:
+    """The #expr column of every metric table a run printed."""
+    lines = stdout.splitlines()
+    return [int(lines[i + 2].split('|')[1]) for i, line in enumerate(lines)
+            if line.startswith('| #expr |')]
+
+
+def test_grounding_curve_on_two_processes(dist_runs):
+    """benchmarks/grounding_curve.py --launcher pytorch (one process per
+    core): the ranks agree on the minute marks (rank 0's clock), every mark
+    evaluates the whole val slice gathered from both ranks, and the tables
+    are printed once."""
+    tmp, cfg = dist_runs
+    script = osp.join(REPO, 'benchmarks/grounding_curve.py')
+    # 5 val expressions: one rank's sampler pads a duplicate, which the
+    # evaluator must drop.
+    common = ['--minutes', '0.0001', '0.0002', '--val-samples', '5']
+    two = _run([sys.executable, '-m', 'torch.distributed.run',
+                '--nproc_per_node', '2', '--master_port',
+                str(_free_port()), script, cfg, '--launcher', 'pytorch',
+                '--work-dir', str(tmp / 'curve2'), *common], tmp)
+    one = _run([sys.executable, script, cfg, '--work-dir',
+                str(tmp / 'curve1'), *common], tmp)
+    for proc in (two, one):
+        # Two marks x (real, shuffled), each over the 5 expressions.
+        assert _expression_counts(proc.stdout) == [5] * 4, proc.stdout
+        assert proc.stdout.count('| train min | iters |') == 1
+        table = proc.stdout.split('| train min | iters |')[1]
+        assert len([ln for ln in table.splitlines()
+                    if ln.startswith('| 0.')]) == 2
