@@ -10,7 +10,7 @@ real / shuffled-expression cIoU, the grid's oracle cIoU (GT -> grid ->
 nearest upsample, the best any answer can score) on the same val
 expressions, and the parse-failure rate by repair kind:
 
-    python benchmarks/text4seg_two_stage.py --iters 500 1000 1500 2000
+    python benchmarks/text4seg_two_stage.py --iters 1500 3100
 
 Everything is in iterations (timing-independent); training minutes are
 printed next to them. See docs/text4seg_two_stage.md.
@@ -71,7 +71,7 @@ def parse_args(argv=None):
                         '--work-dir, named after the stage-1 config and '
                         'iterations); created when missing')
     parser.add_argument('--iters', type=int, nargs='+',
-                        default=[500, 1000, 1500, 2000],
+                        default=[1500, 3100],
                         help='stage-2 iterations at which to evaluate')
     parser.add_argument('--answer-format', nargs='+', default=['rrle', 'full'],
                         choices=['rrle', 'full'])
@@ -278,6 +278,7 @@ def stage2_config(args, export_dir: str, answer_format: str) -> str:
         max_keep_ckpts=1)
     path = osp.join(args.work_dir, f'stage2_{answer_format}.py')
     if is_main_process():
+        os.makedirs(args.work_dir, exist_ok=True)  # stage 1 may live elsewhere
         cfg.dump(path)
     barrier()
     return path

@@ -8,7 +8,7 @@
 # Grid choice: the 224 px tile has 16x16 ViT patches (8x8 LLM tokens after
 # pixel shuffle), so a 16x16 grid gives one cell per 14 px patch. The grid
 # itself caps cIoU on the first 600 synthetic val expressions (GT -> grid ->
-# nearest upsample, vs GT): 51.4 at 8x8, 62.6 at 12x12, 69.3 at 16x16, 77.9 at
+# nearest upsample, vs GT): 51.6 at 8x8, 62.7 at 12x12, 69.3 at 16x16, 78.0 at
 # 24x24, so 8x8 cannot reach 60 at all. The cost grows with the grid: mean
 # R-RLE descriptor tokens 45 / 80 / 110 / 172 (tiny tokenizer), i.e.
 # training sequences of 163 / 197 / 228 / 288 tokens on average (64 of them
