@@ -82,7 +82,10 @@ test_dataloader = val_dataloader
 #       configs/text4seg/text4seg_tiny_synth_ft.py 2
 #
 # Measured (600 val expressions, R-RLE 8x8, docs/text4seg_two_stage.md):
-# 26.2 / 4.2 real / shuffled cIoU at 3,100 (grid oracle 51.6), against
+# 31.9 / 5.7 real / shuffled cIoU at 3,100 (grid oracle 51.6) from the
+# MLLMSeg-hybrid stage 1 (benchmark --stage1-config
+# configs/mllmseg/mllmseg_hybrid_tiny_synth.py), 26.2 / 4.2 from SELF1E's
+# (500 stage-1 iterations each), against
 # 12.7 / 3.1 for one process at batch 8 and a constant 2e-4 for 2,000
 # iterations; that constant LR levels off near 18 (17.8 at 3,500, 17.7 at
 # 4,000). 1e-4, 5e-4 and 1e-3 all learned slower than 2e-4.
