@@ -56,12 +56,18 @@ def parse_args(argv=None):
                         'cosine fitted to the budget); by default the LR is '
                         'held constant after warm-up so that every mark '
                         'sees the same schedule')
+    add_launcher_argument(parser)
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    return parser.parse_args(argv)
+
+
+def add_launcher_argument(parser: argparse.ArgumentParser) -> None:
+    """``--launcher``: 'pytorch' runs one data-parallel process per core
+    (or GPU) under torchrun; the benchmarks that train share it."""
     parser.add_argument('--launcher', choices=['none', 'pytorch'],
                         default='none',
                         help='pytorch: one data-parallel process per core '
                         '(or GPU) under torchrun')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
-    return parser.parse_args(argv)
 
 
 def ensure_synthetic(data_root: str) -> None:
@@ -79,7 +85,7 @@ def build_cfg(args) -> Config:
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    cfg.launcher = getattr(args, 'launcher', 'none')
+    cfg.launcher = args.launcher
     if args.data_root:
         for loader in ('train_dataloader', 'val_dataloader',
                        'test_dataloader'):

@@ -98,10 +98,7 @@ def parse_args(argv=None):
                         help='train and export stage 1 when missing, then '
                         'stop (so the two answer forms can then run as two '
                         'processes)')
-    parser.add_argument('--launcher', choices=['none', 'pytorch'],
-                        default='none',
-                        help='pytorch: one data-parallel process per core '
-                        '(or GPU) under torchrun, for both stages')
+    grounding_curve.add_launcher_argument(parser)  # both stages
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='overrides of the stage-2 config, e.g. '
                         'train_dataloader.batch_size=4 (per process)')
@@ -295,14 +292,11 @@ def run_stage2(args, path: str, answer_format: str) -> List[dict]:
         argv.append('--keep-schedule')
     argv += ['--launcher', args.launcher]
     cfg = grounding_curve.build_cfg(grounding_curve.parse_args(argv))
-    # The hook holds its own copies of the val loaders and evaluator.
-    drop_val_loop(cfg)
+    # grounding_curve.build_cfg has dropped the val loop (the hook holds
+    # its own copies of the val loaders and evaluator).
     cfg.experiment_name = f'stage2_{answer_format}_{int(time.time())}'
-    runner = build_runner(cfg)
-    runner.train()
-    hook = [h for h in runner.hooks
-            if type(h).__name__ == 'TimeBudgetEvalHook'][0]
-    return hook.rows
+    _, rows = grounding_curve.train_and_evaluate(cfg)
+    return rows
 
 
 def _metric(metrics: Dict[str, float], suffix: str, default=float('nan')):

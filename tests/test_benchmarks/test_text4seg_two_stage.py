@@ -69,7 +69,8 @@ def test_cfg_options_and_launcher_reach_stage2(two_stage, tmp_path,
         seen['cfg'] = cfg
         raise Stop
 
-    monkeypatch.setattr(two_stage, 'build_runner', fake_build_runner)
+    monkeypatch.setattr(two_stage.grounding_curve, 'build_runner',
+                        fake_build_runner)
     with pytest.raises(Stop):
         two_stage.run_stage2(args, path, 'rrle')
     assert seen['cfg'].launcher == 'pytorch'
