@@ -77,6 +77,34 @@ def test_cfg_options_and_launcher_reach_stage2(two_stage, tmp_path,
     assert seen['cfg'].train_dataloader.batch_size == 4
 
 
+def test_stage1_cfg_options_reach_stage1(two_stage, tmp_path, monkeypatch):
+    """--stage1-cfg-options edit stage 1's training config (two processes
+    at batch 16 keep the recipe's global batch of 32), and the cache
+    folder is still named after the config and its iterations."""
+    args = two_stage.parse_args([
+        '--stage1-config', osp.join(REPO, 'configs', 'mllmseg',
+                                    'mllmseg_hybrid_tiny_synth.py'),
+        '--stage1-iters', '7', '--work-dir', str(tmp_path),
+        '--stage1-cfg-options', 'train_dataloader.batch_size=16'])
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_build_runner(cfg):
+        seen['cfg'] = cfg
+        raise Stop
+
+    monkeypatch.setattr(two_stage, 'build_runner', fake_build_runner)
+    with pytest.raises(Stop):
+        two_stage.stage1_export(args)
+    cfg = seen['cfg']
+    assert cfg.train_dataloader.batch_size == 16
+    assert cfg.train_cfg.max_iters == 7
+    assert cfg.work_dir == osp.join(str(tmp_path),
+                                    'mllmseg_hybrid_tiny_synth_7', 'train')
+
+
 def test_grid_size_option_sets_head_and_answers(two_stage, tmp_path):
     args = two_stage.parse_args(['--config', FT_CONFIG, '--work-dir',
                                  str(tmp_path), '--iters', '10',
