@@ -13,9 +13,9 @@
 #       --answer-format rrle --iters 1500 3100 --keep-schedule
 #
 # Measured on 2 CPU cores, 600 val expressions (R-RLE 8x8): 31.9 / 5.7 real /
-# shuffled cIoU after 3,100 iterations (27 minutes); the grid's oracle is
-# 51.6. A longer stage 1 (1,230 iterations, 69.2 against 58.1 stage-1 cIoU)
-# gave a worse start: 13.9 / 1.8.
+# shuffled cIoU after 3,100 iterations (27 minutes; 27.9 / 5.0 with another
+# data-order seed); the grid's oracle is 51.6. A longer stage 1 (1,230
+# iterations, 69.2 against 58.1 stage-1 cIoU) gave a worse start: 13.9 / 1.8.
 #
 # Grid and tokens: one descriptor cell per LLM image token, as in the paper
 # (16x16 cells for the 16x16 tokens of a 448 px tile). The stage-1 model
