@@ -23,6 +23,24 @@ def two_stage():
     return module
 
 
+def runner_cfg(monkeypatch, module, train, *args) -> Config:
+    """The config ``train(*args)`` hands to ``module.build_runner``
+    (stopped there: nothing trains)."""
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_build_runner(cfg):
+        seen['cfg'] = cfg
+        raise Stop
+
+    monkeypatch.setattr(module, 'build_runner', fake_build_runner)
+    with pytest.raises(Stop):
+        train(*args)
+    return seen['cfg']
+
+
 def test_stage2_config_reads_the_export_in_both_forms(two_stage, tmp_path):
     args = two_stage.parse_args(['--config', FT_CONFIG, '--work-dir',
                                  str(tmp_path), '--iters', '10', '30'])
@@ -60,21 +78,10 @@ def test_cfg_options_and_launcher_reach_stage2(two_stage, tmp_path,
         'train_dataloader.batch_size=4'])
     path = two_stage.stage2_config(args, str(tmp_path), 'rrle')
     assert Config.fromfile(path).train_dataloader.batch_size == 4
-    seen = {}
-
-    class Stop(Exception):
-        pass
-
-    def fake_build_runner(cfg):
-        seen['cfg'] = cfg
-        raise Stop
-
-    monkeypatch.setattr(two_stage.grounding_curve, 'build_runner',
-                        fake_build_runner)
-    with pytest.raises(Stop):
-        two_stage.run_stage2(args, path, 'rrle')
-    assert seen['cfg'].launcher == 'pytorch'
-    assert seen['cfg'].train_dataloader.batch_size == 4
+    cfg = runner_cfg(monkeypatch, two_stage.grounding_curve,
+                     two_stage.run_stage2, args, path, 'rrle')
+    assert cfg.launcher == 'pytorch'
+    assert cfg.train_dataloader.batch_size == 4
 
 
 def test_stage1_cfg_options_reach_stage1(two_stage, tmp_path, monkeypatch):
@@ -86,19 +93,7 @@ def test_stage1_cfg_options_reach_stage1(two_stage, tmp_path, monkeypatch):
                                     'mllmseg_hybrid_tiny_synth.py'),
         '--stage1-iters', '7', '--work-dir', str(tmp_path),
         '--stage1-cfg-options', 'train_dataloader.batch_size=16'])
-    seen = {}
-
-    class Stop(Exception):
-        pass
-
-    def fake_build_runner(cfg):
-        seen['cfg'] = cfg
-        raise Stop
-
-    monkeypatch.setattr(two_stage, 'build_runner', fake_build_runner)
-    with pytest.raises(Stop):
-        two_stage.stage1_export(args)
-    cfg = seen['cfg']
+    cfg = runner_cfg(monkeypatch, two_stage, two_stage.stage1_export, args)
     assert cfg.train_dataloader.batch_size == 16
     assert cfg.train_cfg.max_iters == 7
     assert cfg.work_dir == osp.join(str(tmp_path),
