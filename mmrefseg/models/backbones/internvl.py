@@ -21,12 +21,13 @@ from mmrefseg.utils.tokenizer import (
 from ..processors import InternVLProcessor
 from ..utils.dual_perception_mask import dual_perception_mask_for
 from ..utils.position_table import sincos_2d_position_table
+from .masked_prefill import generate_after_masked_prefill
 from .outputs_assembly import assemble_outputs
 from .quantization import backbone_quantization, quantize_for_training
 from .trainable_parts import configure_trainable_parts
 
 #: LLM attention policies a head may declare (``BaseRefHead.llm_attention``).
-LLM_ATTENTION = ('causal', 'dual_perception')
+LLM_ATTENTION = ('causal', 'dual_perception', 'image_bidirectional')
 
 
 @MODELS.register_module()
@@ -373,8 +374,10 @@ class InternVLBackbone(BaseModule):
                 boolean mask (True = may attend) for the LLM, replacing the
                 one ``llm_attention`` names.
             llm_attention (str): the LLM's attention policy, 'causal'
-                (default) or 'dual_perception' (SELF1E's mask, see
-                :func:`dual_perception_mask`), as the head declares it.
+                (default), 'dual_perception' (SELF1E's mask, see
+                :func:`dual_perception_mask`) or 'image_bidirectional'
+                (:func:`image_bidirectional_mask`), as the head declares
+                it.
             uncompressed_vision (bool): also compute
                 :attr:`MLLMOutputs.uncompressed_embeds`, the projector
                 applied to every ViT token replicated to a 2x2 block
@@ -439,7 +442,8 @@ class InternVLBackbone(BaseModule):
 
         Args:
             policy (str): 'causal' (None: the LLM's own causal mask from
-                ``attention_mask``) or 'dual_perception'.
+                ``attention_mask``), 'dual_perception' or
+                'image_bidirectional'.
             input_ids (Tensor): [B, L].
             attention_mask (Tensor, optional): [B, L] 1 = real token.
 
@@ -452,7 +456,8 @@ class InternVLBackbone(BaseModule):
         if policy == 'causal':
             return None
         return dual_perception_mask_for(
-            dict(input_ids=input_ids, attention_mask=attention_mask), self)
+            dict(input_ids=input_ids, attention_mask=attention_mask), self,
+            policy)
 
     @property
     def context_limit(self) -> Optional[int]:
@@ -482,15 +487,26 @@ class InternVLBackbone(BaseModule):
 
     @torch.no_grad()
     def generate(self, pixel_values: torch.Tensor, input_ids: torch.Tensor,
-                 attention_mask: torch.Tensor, **gen_kwargs) -> torch.Tensor:
+                 attention_mask: torch.Tensor, llm_attention: str = 'causal',
+                 **gen_kwargs) -> torch.Tensor:
         """Greedy/sampled generation with KV cache (transformers' own loop).
 
-        ``input_ids`` must be left-padded prompts. Returns only the new
-        tokens [B, T].
+        ``input_ids`` must be left-padded prompts. With a non-causal
+        ``llm_attention`` the prompt is first read under that policy's mask
+        (:func:`generate_after_masked_prefill`), as the head trained it.
+        Returns only the new tokens [B, T].
         """
         gen_kwargs.setdefault('do_sample', False)
         gen_kwargs.setdefault('pad_token_id', self.tokenizer.pad_token_id)
-        out = self.hf.generate(
-            input_ids=input_ids, attention_mask=attention_mask,
-            pixel_values=pixel_values.to(self.dtype), **gen_kwargs)
+        if llm_attention not in LLM_ATTENTION:
+            raise ValueError(f'llm_attention must be one of {LLM_ATTENTION}'
+                             f', got {llm_attention!r}')
+        if llm_attention != 'causal':
+            out = generate_after_masked_prefill(
+                self, pixel_values, input_ids, attention_mask,
+                llm_attention, **gen_kwargs)
+        else:
+            out = self.hf.generate(
+                input_ids=input_ids, attention_mask=attention_mask,
+                pixel_values=pixel_values.to(self.dtype), **gen_kwargs)
         return out[:, input_ids.shape[1]:]

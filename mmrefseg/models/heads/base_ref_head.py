@@ -50,7 +50,7 @@ class BaseRefHead(BaseModule, metaclass=ABCMeta):
       masks are decoded from generated text (:meth:`predict_by_answers`,
       Text4Seg).
     - ``llm_attention``: the LLM attention policy the backbone runs,
-      'causal' or 'dual_perception'.
+      'causal', 'dual_perception' or 'image_bidirectional'.
     - ``needs_uncompressed_vision``: the backbone adds
       :attr:`MLLMOutputs.uncompressed_embeds`.
     - ``no_target_rule``: 'rej_token' -- the model's ``[REJ]``/``[SEG]``

@@ -71,6 +71,12 @@ class Text4SegHead(BaseRefHead):
         answer_format (str): ``'rrle'`` or ``'full'`` (all ``h * w`` labels
             on one line), as written by ``Text4SegAnswer``. Defaults to
             'rrle'.
+        bidirectional_image (bool): Let the LLM's image tokens see each
+            other both ways (the 'image_bidirectional' policy), in training
+            and in the generation prefill. Not the paper's (its LLM is
+            causal): for a model whose image states were learned under
+            SELF1E's dual-perception mask, e.g. the tiny two-stage recipe's
+            stage 1. Defaults to False.
         init_cfg (dict, optional): MMEngine init config.
     """
 
@@ -84,8 +90,10 @@ class Text4SegHead(BaseRefHead):
                  max_lines: Optional[int] = None,
                  generation_kwargs: Optional[dict] = None,
                  answer_format: str = 'rrle',
+                 bidirectional_image: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
+        self.bidirectional_image = bool(bidirectional_image)
         if answer_format not in ANSWER_FORMATS:
             raise ValueError(f'answer_format must be one of {ANSWER_FORMATS},'
                              f' got {answer_format!r}')
@@ -110,6 +118,13 @@ class Text4SegHead(BaseRefHead):
     # -------------------------------------------------------- declarations
     mask_source = 'answers'
     no_target_rule = 'empty_mask'
+
+    @property
+    def llm_attention(self) -> str:
+        """'image_bidirectional' with ``bidirectional_image=True``, else
+        'causal' (the paper's)."""
+        return 'image_bidirectional' if self.bidirectional_image \
+            else 'causal'
 
     @property
     def generation_cfg(self) -> dict:

@@ -64,8 +64,9 @@ class AnswerGenerationMixin:
                            max_lines)
             ])
         kwargs.update(gen_kwargs)
-        new = self.backbone.generate(inputs['pixel_values'], left, left_mask,
-                                     **kwargs)
+        new = self.backbone.generate(
+            inputs['pixel_values'], left, left_mask,
+            llm_attention=self.decode_head.llm_attention, **kwargs)
         return prompts, new
 
     def _predict_from_answers(self, inputs: dict,

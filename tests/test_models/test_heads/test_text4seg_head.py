@@ -187,6 +187,43 @@ def test_batched_generation_matches_one_by_one(model, synthetic_root):
     assert together == alone
 
 
+def test_bidirectional_image_in_training_and_generation(model,
+                                                        synthetic_root):
+    """``bidirectional_image=True`` changes the training forward and the
+    generation prefill alike; left-padded batches still answer as one by
+    one."""
+    train = _dataset(synthetic_root, 'train', False)
+    data = model.data_preprocessor(
+        pseudo_collate([train[i] for i in range(2)]), True)
+    head = model.decode_head
+    assert head.llm_attention == 'causal'
+    causal = float(model(**data, mode='loss')['loss_lm'])
+    head.bidirectional_image = True
+    assert head.llm_attention == 'image_bidirectional'
+    assert float(model(**data, mode='loss')['loss_lm']) != pytest.approx(
+        causal, abs=1e-6)
+
+    model.eval()
+    val = _dataset(synthetic_root, 'val', True)
+    samples = [val[i] for i in range(3)]
+    head.max_new_tokens = 6
+    batch = model.data_preprocessor(pseudo_collate(samples), False)
+    together = _generate_texts(model, batch['inputs'])
+    alone = [
+        _generate_texts(
+            model,
+            model.data_preprocessor(pseudo_collate([s]), False)['inputs'])[0]
+        for s in samples
+    ]
+    assert together == alone
+    head.bidirectional_image = False
+    assert _generate_texts(model, batch['inputs']) != together
+    head.bidirectional_image = True
+    calls = _stub_generation(model, ['others *8'] * 3)
+    model(**batch, mode='predict')
+    assert calls[0]['kwargs']['llm_attention'] == 'image_bidirectional'
+
+
 def test_grid_upsampling_on_non_square_images():
     head = Text4SegHead(grid_size=(2, 3))
     grid = torch.tensor([[1, 0, 0], [0, 0, 1]], dtype=torch.bool)
