@@ -15,7 +15,12 @@
 # Measured on 2 CPU cores, 600 val expressions (R-RLE 8x8): 31.9 / 5.7 real /
 # shuffled cIoU after 3,100 iterations (27 minutes; 27.9 / 5.0 with another
 # data-order seed); the grid's oracle is 51.6. A longer stage 1 (1,230
-# iterations, 69.2 against 58.1 stage-1 cIoU) gave a worse start: 13.9 / 1.8.
+# iterations, 69.2 against 58.1 stage-1 cIoU) gave a worse start: 13.9 / 1.8,
+# and so did a shorter one (250 iterations): 27.1 / 4.2. Two stage-2
+# variants stayed inside the seed spread: image tokens that see each other
+# both ways (decode_head bidirectional_image=True, 32.4 / 4.5) and batch 2
+# for 5,200 iterations (29.8 / 5.3); an auxiliary loss on the image states
+# lowered it to 21.2 / 2.4 (docs/text4seg_two_stage.md, session 13).
 #
 # Grid and tokens: one descriptor cell per LLM image token, as in the paper
 # (16x16 cells for the 16x16 tokens of a 448 px tile). The stage-1 model
