@@ -21,7 +21,7 @@ from mmrefseg.utils.tokenizer import (
 from ..processors import InternVLProcessor
 from ..utils.dual_perception_mask import dual_perception_mask_for
 from ..utils.position_table import sincos_2d_position_table
-from .masked_prefill import generate_after_masked_prefill
+from .masked_prefill import generate_new_tokens
 from .outputs_assembly import assemble_outputs
 from .quantization import backbone_quantization, quantize_for_training
 from .trainable_parts import configure_trainable_parts
@@ -489,24 +489,9 @@ class InternVLBackbone(BaseModule):
     def generate(self, pixel_values: torch.Tensor, input_ids: torch.Tensor,
                  attention_mask: torch.Tensor, llm_attention: str = 'causal',
                  **gen_kwargs) -> torch.Tensor:
-        """Greedy/sampled generation with KV cache (transformers' own loop).
-
-        ``input_ids`` must be left-padded prompts. With a non-causal
-        ``llm_attention`` the prompt is first read under that policy's mask
-        (:func:`generate_after_masked_prefill`), as the head trained it.
-        Returns only the new tokens [B, T].
-        """
-        gen_kwargs.setdefault('do_sample', False)
-        gen_kwargs.setdefault('pad_token_id', self.tokenizer.pad_token_id)
-        if llm_attention not in LLM_ATTENTION:
-            raise ValueError(f'llm_attention must be one of {LLM_ATTENTION}'
-                             f', got {llm_attention!r}')
-        if llm_attention != 'causal':
-            out = generate_after_masked_prefill(
-                self, pixel_values, input_ids, attention_mask,
-                llm_attention, **gen_kwargs)
-        else:
-            out = self.hf.generate(
-                input_ids=input_ids, attention_mask=attention_mask,
-                pixel_values=pixel_values.to(self.dtype), **gen_kwargs)
-        return out[:, input_ids.shape[1]:]
+        """Greedy/sampled generation with KV cache (transformers' own loop)
+        from left-padded prompts read under ``llm_attention``; only the new
+        tokens [B, T] (:func:`generate_new_tokens`)."""
+        return generate_new_tokens(self, pixel_values, input_ids,
+                                   attention_mask, llm_attention,
+                                   **gen_kwargs)

@@ -51,6 +51,16 @@ def _generate_texts(model, inputs):
     return model.backbone.processor.decode_answers(new)
 
 
+def _one_by_one(model, samples):
+    """Each sample's generated answer in a batch of its own."""
+    return [
+        _generate_texts(
+            model,
+            model.data_preprocessor(pseudo_collate([s]), False)['inputs'])[0]
+        for s in samples
+    ]
+
+
 def _stub_generation(model, answers):
     """Make the backbone 'generate' the given answers (+ end of turn)."""
     tok = model.backbone.tokenizer
@@ -178,13 +188,7 @@ def test_batched_generation_matches_one_by_one(model, synthetic_root):
     batch = model.data_preprocessor(pseudo_collate(samples), False)
     assert len(set(batch['inputs']['prompt_lengths'])) > 1  # left padding
     together = _generate_texts(model, batch['inputs'])
-    alone = [
-        _generate_texts(
-            model,
-            model.data_preprocessor(pseudo_collate([s]), False)['inputs'])[0]
-        for s in samples
-    ]
-    assert together == alone
+    assert together == _one_by_one(model, samples)
 
 
 def test_bidirectional_image_in_training_and_generation(model,
@@ -209,13 +213,7 @@ def test_bidirectional_image_in_training_and_generation(model,
     head.max_new_tokens = 6
     batch = model.data_preprocessor(pseudo_collate(samples), False)
     together = _generate_texts(model, batch['inputs'])
-    alone = [
-        _generate_texts(
-            model,
-            model.data_preprocessor(pseudo_collate([s]), False)['inputs'])[0]
-        for s in samples
-    ]
-    assert together == alone
+    assert together == _one_by_one(model, samples)
     head.bidirectional_image = False
     assert _generate_texts(model, batch['inputs']) != together
     head.bidirectional_image = True
