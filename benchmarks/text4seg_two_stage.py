@@ -11,7 +11,7 @@ real / shuffled-expression cIoU, the grid's oracle cIoU (GT -> grid ->
 nearest upsample, the best any answer can score) on the same val
 expressions, and the parse-failure rate by repair kind:
 
-    python benchmarks/text4seg_two_stage.py --iters 2100 4200
+    python benchmarks/text4seg_two_stage.py --iters 1950 3900
 
 Everything is in iterations (timing-independent); training minutes are
 printed next to them. See docs/text4seg_two_stage.md.
@@ -80,7 +80,7 @@ def parse_args(argv=None):
                         '--work-dir, named after the stage-1 config and '
                         'iterations); created when missing')
     parser.add_argument('--iters', type=int, nargs='+',
-                        default=[2100, 4200],
+                        default=[1950, 3900],
                         help='stage-2 iterations at which to evaluate')
     parser.add_argument('--answer-format', nargs='+', default=['rrle', 'full'],
                         choices=['rrle', 'full'])

@@ -10,21 +10,18 @@
 #   OMP_NUM_THREADS=1 torchrun --nproc_per_node 2 \
 #       benchmarks/text4seg_two_stage.py --launcher pytorch --fp32 \
 #       --stage1-cfg-options train_dataloader.batch_size=16 \
-#       --answer-format rrle --iters 2100 4200 --keep-schedule
+#       --answer-format rrle --iters 1950 3900 --keep-schedule
 #
-# Measured on 2 CPU cores, 600 val expressions (R-RLE 8x8): 33.4 / 5.3 real /
-# shuffled cIoU after 4,200 iterations with the ViT frozen (30.6 minutes;
-# 32.4 / 4.4 with another data-order seed; 37.0 / 5.5 at twice the budget,
-# cosine to 8,400); the grid's oracle is 51.6. With the ViT trained too,
-# 3,100 iterations fill the same time: 31.9 / 5.7 (27.9 / 5.0 with the
-# other seed).
-# A longer stage 1 (1,230 iterations, 69.2 against 58.1 stage-1 cIoU) gave a
-# worse start: 13.9 / 1.8, and so did a shorter one (250 iterations): 27.1 /
-# 4.2. Two stage-2 variants stayed inside the seed spread: image tokens
-# that see each other both ways (decode_head bidirectional_image=True, 32.4
-# / 4.5) and batch 2 for 5,200 iterations (29.8 / 5.3); an auxiliary loss on
-# the image states lowered it to 21.2 / 2.4 (docs/text4seg_two_stage.md,
-# sessions 13 and 14).
+# Measured on 2 CPU cores, 600 val expressions (R-RLE 8x8, grid oracle
+# 51.6): 34.8 / 4.6 real / shuffled cIoU after 3,900 iterations (29.1
+# minutes; 33.0 / 3.5 with another data-order seed); the cosine run to 4,200
+# (32 minutes) gave 36.6 / 3.1. Reading the image causally instead, the
+# same budget held 4,200 iterations and gave 33.4 / 5.3 and 32.4 / 4.4; at
+# twice that budget (8,400) 37.0 / 5.5. A peak LR of 5e-4 gave 30.3 / 5.3.
+# Stage 1 at 1,230 iterations gave a worse start (13.9 / 1.8), and so did
+# 250 (27.1 / 4.2); batch 2 for more iterations (29.8 / 5.3) and an
+# auxiliary loss on the image states (21.2 / 2.4) did not help
+# (docs/text4seg_two_stage.md, sessions 13 to 15).
 #
 # Grid and tokens: one descriptor cell per LLM image token, as in the paper
 # (16x16 cells for the 16x16 tokens of a 448 px tile). The stage-1 model
@@ -57,15 +54,20 @@ model = dict(
         # the projector). Here the LLM and projector are fully trained (a
         # tiny model has no capacity to spare for LoRA) and the ViT stays
         # as stage 1 left it: with no ViT backward an iteration takes 0.44
-        # instead of 0.53 s in the measured runs (two processes), 4,200
-        # iterations in 30 minutes instead of 3,100.
+        # instead of 0.53 s in the measured runs (two processes).
         freeze_vit=True, freeze_projector=False, freeze_llm=False,
         attn_implementation='sdpa',
         # Stage 1's layout: the question before the image.
         processor=dict(prompt_style='answer', question_first=True)),
     # 8x8 R-RLE answers: 45 descriptor tokens on average (tiny tokenizer);
     # generation also stops after grid_size + 2 lines.
-    decode_head=dict(grid_size=8, max_new_tokens=160))
+    # Image tokens see each other both ways, as stage 1's dual-perception
+    # mask trained them to (the question and the answer stay causal): with
+    # the ViT frozen, reading them causally scored a point lower on two
+    # seeds in more time (the header). Generation reads the prompt under
+    # the same mask.
+    decode_head=dict(grid_size=8, max_new_tokens=160,
+                     bidirectional_image=True))
 
 answer = dict(type='Text4SegAnswer', grid_size=8)
 train_pipeline = [
@@ -96,23 +98,18 @@ test_dataloader = val_dataloader
 # Schedule: 30 minutes on 2 CPU cores. One process keeps one core busy (the
 # tiny model's ops are too small for intra-op threads), so the budget runs
 # as two processes at batch 4 (0.53 s/iteration with the ViT trained,
-# against 0.86 for one process at batch 8; AMD EPYC, float32; 0.44 with
-# the ViT frozen), 4,200 iterations in 30 minutes, with the cosine ending
-# there:
+# against 0.86 for one process at batch 8; AMD EPYC, float32; 0.45 with
+# the ViT frozen and bidirectional image attention), 3,900 iterations in
+# 30 minutes, with the cosine ending there:
 #
 #   OMP_NUM_THREADS=1 bash tools/dist_train.sh \
 #       configs/text4seg/text4seg_tiny_synth_ft.py 2
 #
-# Measured (600 val expressions, R-RLE 8x8, docs/text4seg_two_stage.md):
-# 33.4 / 5.3 real / shuffled cIoU at 4,200 (grid oracle 51.6) from the
-# MLLMSeg-hybrid stage 1 (benchmark --stage1-config
-# configs/mllmseg/mllmseg_hybrid_tiny_synth.py). With the ViT trained:
-# 31.9 / 5.7 at 3,100 from the hybrid and 26.2 / 4.2 from SELF1E's
-# (500 stage-1 iterations each), against
-# 12.7 / 3.1 for one process at batch 8 and a constant 2e-4 for 2,000
-# iterations; that constant LR levels off near 18 (17.8 at 3,500, 17.7 at
-# 4,000). 1e-4, 5e-4 and 1e-3 all learned slower than 2e-4.
-max_iters = 4200
+# From the SELF1E stage 1 instead of the hybrid's, or for one process at
+# batch 8, the same 30 minutes gave less (docs/text4seg_two_stage.md,
+# sessions 10 and 11); a constant 2e-4 levels off near 18, and peak LRs of
+# 1e-4, 5e-4 and 1e-3 learned slower than 2e-4.
+max_iters = 3900
 warmup_iters = 50
 optim_wrapper = dict(
     _delete_=True,
