@@ -34,11 +34,12 @@ import os
 os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 
 import argparse
+import copy
 import json
 import os.path as osp
 import sys
 import time
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import torch
 from mmengine.config import Config, DictAction
@@ -79,9 +80,10 @@ def parse_args(argv=None):
                         help='the stage-1 export folder (default: under '
                         '--work-dir, named after the stage-1 config and '
                         'iterations); created when missing')
-    parser.add_argument('--iters', type=int, nargs='+',
-                        default=[1950, 3900],
-                        help='stage-2 iterations at which to evaluate')
+    parser.add_argument('--iters', type=int, nargs='+', default=None,
+                        help='stage-2 iterations at which to evaluate '
+                        "(default: half and all of the stage-2 config's "
+                        'max_iters, after --cfg-options)')
     parser.add_argument('--answer-format', nargs='+', default=['rrle', 'full'],
                         choices=['rrle', 'full'])
     parser.add_argument('--val-samples', type=int, default=600,
@@ -263,6 +265,16 @@ def set_grid_size(cfg: Config, grid: int) -> None:
     set_answer_steps(cfg, grid_size=grid)
 
 
+def default_marks(cfg: Config, cfg_options: Optional[dict]) -> List[int]:
+    """Half and all of the stage-2 schedule: the marks the recipe's
+    measured runs used (e.g. 1950 and 3900)."""
+    cfg = copy.deepcopy(cfg)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    last = int(cfg.train_cfg.max_iters)
+    return [last // 2, last]
+
+
 def stage2_config(args, export_dir: str, answer_format: str) -> str:
     """Write the stage-2 config for one answer form; returns its path."""
     cfg = Config.fromfile(args.config)
@@ -349,6 +361,8 @@ def main(argv=None) -> int:
     init_launcher(args.launcher)
     cfg = Config.fromfile(args.config)
     set_data_root(cfg, args.data_root)
+    if args.iters is None:
+        args.iters = default_marks(cfg, args.cfg_options)
     if args.grid_size:
         set_grid_size(cfg, args.grid_size)
     if is_main_process():

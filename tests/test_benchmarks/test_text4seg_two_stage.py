@@ -178,3 +178,15 @@ def test_fp32_drops_bfloat16_autocast(two_stage):
     assert cfg.optim_wrapper.type == 'OptimWrapper'
     assert cfg.optim_wrapper.optimizer.type == 'AdamW'
     assert Config.fromfile(FT_CONFIG).optim_wrapper.type == 'OptimWrapper'
+
+
+def test_default_marks_follow_the_stage2_schedule(two_stage):
+    """Without --iters the benchmark evaluates at half and all of the
+    stage-2 config's max_iters, after --cfg-options."""
+    cfg = Config.fromfile(FT_CONFIG)
+    last = int(cfg.train_cfg.max_iters)
+    assert two_stage.default_marks(cfg, None) == [last // 2, last]
+    assert two_stage.default_marks(
+        cfg, {'train_cfg.max_iters': 8401}) == [4200, 8401]
+    # the config itself is left as it was
+    assert cfg.train_cfg.max_iters == last
