@@ -18,6 +18,10 @@
 # (32 minutes) gave 36.6 / 3.1. Reading the image causally instead, the
 # same budget held 4,200 iterations and gave 33.4 / 5.3 and 32.4 / 4.4; at
 # twice that budget (8,400) 37.0 / 5.5. A peak LR of 5e-4 gave 30.3 / 5.3.
+# On a 2-core Intel Xeon (AMX), with a stage 1 trained there, the same
+# seed gave 21.2 / 3.8 in 18 minutes, and a cosine refitted to its 30
+# minutes (train_cfg.max_iters=5800 param_scheduler.1.end=5800) 31.9 / 4.0:
+# one run can land far from another (docs/text4seg_two_stage.md, session 16).
 # Stage 1 at 1,230 iterations gave a worse start (13.9 / 1.8), and so did
 # 250 (27.1 / 4.2); batch 2 for more iterations (29.8 / 5.3) and an
 # auxiliary loss on the image states (21.2 / 2.4) did not help
