@@ -265,7 +265,29 @@ def quantize_for_training(model: nn.Module, bnb_config, cfg: dict
     for module in model.modules():
         if isinstance(module, bnb.nn.Linear4bit):
             module.register_load_state_dict_pre_hook(_load_4bit_state)
+            keep_generic_cpu_kernel(module)
     return prepare_for_kbit_training(model, cfg.get('upcast', 'none'))
+
+
+def keep_generic_cpu_kernel(module: nn.Module) -> None:
+    """Keep a trainable model's 4-bit layer off bitsandbytes' AVX512-BF16
+    CPU kernel.
+
+    On CPUs with AVX512-BF16 (and AMX), bitsandbytes repacks a ``Linear4bit``
+    weight in place on its first no-grad forward (a validation pass) and
+    stores its block scales in bfloat16; saving unpacks it again. Measured
+    on such a CPU: after one validation the frozen 4-bit base weights of the
+    tiny QLoRA recipe were no longer what training started from, and layers
+    whose ``in_features`` is not a multiple of the 64-wide block failed
+    outright (``RuntimeError: shape '[32, 0]' is invalid``). A model that
+    alternates training and validation keeps the generic kernel, which
+    reads the weights as quantized.
+
+    Args:
+        module (bnb.nn.Linear4bit): a quantized layer.
+    """
+    if hasattr(module, 'support_avx512bf16_for_cpu'):
+        module.support_avx512bf16_for_cpu = False
 
 
 def _load_4bit_state(module: nn.Module, state_dict: dict, prefix: str,

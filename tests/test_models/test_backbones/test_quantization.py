@@ -287,3 +287,27 @@ def test_export_refuses_quantized_weights():
     with pytest.raises(ValueError, match='4/8-bit weights'):
         merge_lora_layers(bb.hf)
     assert merge_lora_layers(_build(_cfg()).hf) == 14  # bf16: merges
+
+
+@pytest.mark.parametrize('in_features', [32, 64])
+def test_eval_forward_leaves_4bit_weights_as_quantized(in_features):
+    """On AVX512-BF16 CPUs bitsandbytes would repack the weight on a no-grad
+    forward (bf16 block scales; a RuntimeError below 64 inputs): the
+    backbone keeps its 4-bit layers on the generic kernel, so a validation
+    pass neither fails nor changes the frozen base."""
+    bb = _build(_cfg(4, freeze_llm=True))
+    layers = [m for m in bb.modules() if isinstance(m, bnb.nn.Linear4bit)]
+    assert layers and not any(m.support_avx512bf16_for_cpu for m in layers)
+    torch.manual_seed(0)
+    layer = bnb.nn.Linear4bit(in_features, 32, compute_dtype=torch.float32)
+    layer = layer.to('cpu').eval()
+    quant.keep_generic_cpu_kernel(layer)
+    before = {k: v.clone() for k, v in layer.state_dict().items()}
+    with torch.no_grad():
+        out = layer(torch.randn(2, in_features))
+    assert out.shape == (2, 32) and torch.isfinite(out).all()
+    after = layer.state_dict()
+    assert before.keys() == after.keys()
+    for key in before:
+        assert before[key].dtype == after[key].dtype, key
+        assert torch.equal(before[key], after[key]), key
