@@ -7,7 +7,11 @@ shape, colour+shape, position, size; see
 per family, the cIoU and mean IoU with the target, Pr@0.5, and the mean IoU
 of the prediction with the *best-matching* object of the image. The last
 column separates mask quality from selection: a high best-object IoU with a
-low target IoU means a well-drawn mask of the wrong object.
+low target IoU means a well-drawn mask of the wrong object. A line then
+counts the predictions that mark the target, another object (the one they
+overlap most) or nothing. For text heads with an answer grid (Text4Seg) a
+last table splits cIoU and the grid oracle by how many cells the target
+keeps in the answer grid.
 
     python benchmarks/grounding_by_kind.py \
         configs/mllmseg/mllmseg_hybrid_tiny_synth.py \
@@ -80,6 +84,9 @@ class KindStats:
         #          answers the decoder had to repair (text heads only)]
         self.stats = defaultdict(lambda: [0, 0, [], [], 0])
         self.has_parse_status = False
+        # Which object each prediction overlaps most: the target, another
+        # object of the image, or none (an empty or off-object mask).
+        self.selection = {'target': 0, 'other object': 0, 'nothing': 0}
 
     def add(self, sample, segmentations: List[list]) -> None:
         """Score one predicted ``RefSegDataSample`` with one expression.
@@ -97,10 +104,17 @@ class KindStats:
         pred = sample.pred_masks[0].cpu().numpy() > 0
         gt = sample.gt_masks[0].cpu().numpy() > 0
         h, w = gt.shape
-        best = max(
-            (iou(pred, segmentation_to_mask(seg, h, w) > 0)
-             for seg in segmentations),
-            default=0.0)
+        objects = [segmentation_to_mask(seg, h, w) > 0
+                   for seg in segmentations]
+        with_pred = [iou(pred, obj) for obj in objects]
+        best = max(with_pred, default=0.0)
+        if best <= 0 or not pred.any():
+            self.selection['nothing'] += 1
+        else:
+            target = int(np.argmax([iou(gt, obj) for obj in objects]))
+            picked = int(np.argmax(with_pred))
+            self.selection['target' if picked == target
+                           else 'other object'] += 1
         entry = self.stats[expression_kind(texts[0])]
         entry[0] += int(np.logical_and(pred, gt).sum())
         entry[1] += int(np.logical_or(pred, gt).sum())
@@ -130,6 +144,14 @@ class KindStats:
                         100 * bests.mean(), 100 * failed / len(ious)))
         return out
 
+    def selection_line(self) -> str:
+        """Shares of predictions marking the target, another object or
+        nothing (the object each overlaps most)."""
+        n = max(sum(self.selection.values()), 1)
+        return 'prediction marks: ' + ', '.join(
+            f'{k} {100 * v / n:.1f}% ({v})'
+            for k, v in self.selection.items())
+
     def table(self) -> str:
         parse = self.has_parse_status
         lines = ['| kind | #expr | cIoU | mIoU | Pr@0.5 | best-object mIoU |'
@@ -139,6 +161,67 @@ class KindStats:
             lines.append(f'| {kind} | {n} | {ciou:.1f} | {miou:.1f} | '
                          f'{pr:.1f} | {best:.1f} |'
                          + (f' {fail:.1f} |' if parse else ''))
+        return '\n'.join(lines)
+
+
+class GridCellStats:
+    """cIoU of the answers and of the grid oracle, split by how many cells
+    the target keeps in the answer grid (text heads, e.g. Text4Seg).
+
+    The answer grid takes each cell's centre pixel (the reference's rule,
+    :func:`mmrefseg.codecs.mask_to_grid`), so small targets keep one cell
+    or none, and one cell off is an IoU of zero for them.
+
+    Args:
+        grid_hw (tuple[int, int]): The head's answer grid ``(h, w)``.
+        cap (int): Targets with at least this many cells share a row.
+    """
+
+    def __init__(self, grid_hw, cap: int = 5) -> None:
+        self.grid_hw = tuple(grid_hw)
+        self.cap = cap
+        # cells -> [n, oracle inter, oracle union, inter, union, empty]
+        self.stats = defaultdict(lambda: [0, 0, 0, 0, 0, 0])
+
+    def add(self, sample) -> None:
+        from mmrefseg.codecs import mask_to_grid
+        from mmrefseg.models.utils import nearest_upsample_grid
+        pred = sample.pred_masks[0].cpu().numpy() > 0
+        gt = sample.gt_masks[0].cpu().numpy() > 0
+        grid = mask_to_grid(gt, self.grid_hw)
+        oracle = nearest_upsample_grid(torch.from_numpy(grid),
+                                       gt.shape).numpy()
+        entry = self.stats[min(int(grid.sum()), self.cap)]
+        for i, value in enumerate(
+                (1, (oracle & gt).sum(), (oracle | gt).sum(),
+                 (pred & gt).sum(), (pred | gt).sum(), not pred.any())):
+            entry[i] += int(value)
+
+    def rows(self) -> List[tuple]:
+        """(cells, #expr, oracle cIoU, cIoU, cIoU / oracle, empty %), one
+        row per cell count seen plus ``'all'``; NaN where undefined."""
+        out = []
+        keys = sorted(self.stats)
+        for key in keys + ['all']:
+            group = keys if key == 'all' else [key]
+            n, oi, ou, i, u, empty = (sum(self.stats[k][j] for k in group)
+                                      for j in range(6))
+            oracle = 100 * oi / ou if ou else float('nan')
+            ciou = 100 * i / u if u else float('nan')
+            ratio = 100 * ciou / oracle if oracle else float('nan')
+            label = f'{key} or more' if key == self.cap else key
+            out.append((label, n, oracle, ciou, ratio, 100 * empty / n))
+        return out
+
+    def table(self) -> str:
+        h, w = self.grid_hw
+        lines = [f'| target cells in the {h}x{w} answer | #expr | '
+                 'oracle cIoU | cIoU | cIoU / oracle | empty answers % |',
+                 '|---|---|---|---|---|---|']
+        for label, n, oracle, ciou, ratio, empty in self.rows():
+            share = '-' if np.isnan(ratio) else f'{ratio:.0f}%'
+            lines.append(f'| {label} | {n} | {oracle:.1f} | {ciou:.1f} | '
+                         f'{share} | {empty:.1f} |')
         return '\n'.join(lines)
 
 
@@ -160,14 +243,21 @@ def main(argv=None) -> int:
     loader = runner.build_dataloader(loader_cfg)
 
     stats = KindStats()
+    grid_hw = getattr(model.decode_head, 'grid_hw', None)
+    cells = GridCellStats(grid_hw) if grid_hw else None
     with torch.no_grad():
         for i, batch in enumerate(loader):
             for sample in model.val_step(batch):
                 stats.add(sample, objects[sample.metainfo['img_id']])
+                if cells is not None:
+                    cells.add(sample)
             print(f'\r{i + 1}/{len(loader)} batches', end='', flush=True,
                   file=sys.stderr)
     print(file=sys.stderr)
     print(stats.table())
+    print('\n' + stats.selection_line())
+    if cells is not None:
+        print('\n' + cells.table())
     return 0
 
 

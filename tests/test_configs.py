@@ -162,6 +162,40 @@ def test_tiny_configs_share_one_model_base(path):
     assert 'tiny_internvl.py' in text or 'mllmseg_tiny_synth.py' in text
 
 
+def _flat(d, prefix=''):
+    """{'a.b.c': leaf} of a nested config dict (lists kept whole)."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f'{prefix}{k}.'))
+        else:
+            out[f'{prefix}{k}'] = v
+    return out
+
+
+def test_text4seg_bf16_stage2_differs_only_in_precision_and_schedule():
+    """The bf16 stage-2 config is the float32 one with autocast, eager
+    attention (CPU SDPA's bf16 backward ate the gain) and a cosine fitted
+    to its own 30 minutes; the model, data and LR are the same."""
+    fp32 = _flat(_load('configs/text4seg/text4seg_tiny_synth_ft.py')
+                 .to_dict())
+    bf16_cfg = _load('configs/text4seg/text4seg_tiny_synth_ft_bf16.py')
+    bf16 = _flat(bf16_cfg.to_dict())
+    changed = {k for k in fp32.keys() | bf16.keys()
+               if fp32.get(k) != bf16.get(k)}
+    assert changed == {
+        'model.backbone.attn_implementation', 'optim_wrapper.type',
+        'optim_wrapper.dtype', 'max_iters', 'param_scheduler',
+        'train_cfg.max_iters', 'train_cfg.val_interval',
+        'default_hooks.checkpoint.interval'}
+    assert bf16_cfg.optim_wrapper.type == 'AutocastOptimWrapper'
+    assert bf16_cfg.optim_wrapper.optimizer.lr == 2e-4
+    assert bf16_cfg.model.backbone.attn_implementation == 'eager'
+    cosine = bf16_cfg.param_scheduler[1]
+    assert cosine.type == 'CosineAnnealingLR'
+    assert cosine.end == bf16_cfg.train_cfg.max_iters == 8500
+
+
 def test_the_hybrid_tiny_config_says_what_it_departs_from():
     with open(osp.join(ROOT, TINY[1])) as f:
         head = f.readline()

@@ -22,6 +22,9 @@
 # seed gave 21.2 / 3.8 in 18 minutes, and a cosine refitted to its 30
 # minutes (train_cfg.max_iters=5800 param_scheduler.1.end=5800) 31.9 / 4.0:
 # one run can land far from another (docs/text4seg_two_stage.md, session 16).
+# On such a CPU use text4seg_tiny_synth_ft_bf16.py instead: bf16 autocast
+# with eager attention holds 8,500 iterations in 33 minutes and gave 35.3,
+# 35.1 and 36.9 with three seeds (session 17).
 # Stage 1 at 1,230 iterations gave a worse start (13.9 / 1.8), and so did
 # 250 (27.1 / 4.2); batch 2 for more iterations (29.8 / 5.3) and an
 # auxiliary loss on the image states (21.2 / 2.4) did not help

@@ -59,6 +59,44 @@ def test_rows_split_quality_from_selection(by_kind):
     assert 'parse' not in table
 
 
+def test_selection_counts_target_other_object_and_nothing(by_kind):
+    a = _mask(slice(0, 2), slice(0, 2))
+    b = _mask(slice(1, 3), slice(3, 6))
+    off = _mask(3, 2)  # on neither object
+    rles = [mask_utils.encode(np.asfortranarray(m)) for m in (a, b)]
+    stats = by_kind.KindStats()
+    stats.add(_sample('the red one', a, a | _mask(2, 0)), rles)
+    stats.add(_sample('the star', a, b), rles)
+    stats.add(_sample('the star', b, np.zeros_like(a)), rles)
+    stats.add(_sample('the star', b, off), rles)
+    assert stats.selection == {'target': 1, 'other object': 1,
+                               'nothing': 2}
+    assert stats.selection_line() == (
+        'prediction marks: target 25.0% (1), other object 25.0% (1), '
+        'nothing 50.0% (2)')
+
+
+def test_grid_cells_split_answers_and_oracle(by_kind):
+    # 4x6 image, 2x2 grid: cell centres at rows (1, 3), columns (1, 4).
+    big = _mask(slice(0, 4), slice(0, 3))  # keeps cells (0, 0), (1, 0)
+    tiny = _mask(0, 5)  # misses every centre: no cell
+    stats = by_kind.GridCellStats((2, 2), cap=2)
+    stats.add(_sample('the red one', big, big))
+    stats.add(_sample('the star', tiny, np.zeros_like(tiny)))
+    stats.add(_sample('the star', tiny, tiny))
+    rows = {r[0]: r[1:] for r in stats.rows()}
+    assert list(rows) == [0, '2 or more', 'all']
+    # The empty grid scores 0 as oracle; the model drew one of the two.
+    np.testing.assert_allclose(rows[0][:3], (2, 0, 50))
+    assert np.isnan(rows[0][3]) and rows[0][4] == 50
+    # Both grid cells upsample to columns 0-2: the oracle is exact.
+    np.testing.assert_allclose(rows['2 or more'], (1, 100, 100, 100, 0))
+    np.testing.assert_allclose(rows['all'][:3], (3, 12 / 14 * 100, 1300 / 14))
+    table = stats.table()
+    assert '| 2 or more | 1 | 100.0 | 100.0 | 100% | 0.0 |' in table
+    assert '| 0 | 2 | 0.0 | 50.0 | - | 50.0 |' in table
+
+
 def test_parse_failures_are_counted_per_kind(by_kind):
     a = _mask(slice(0, 2), slice(0, 2))
     stats = by_kind.KindStats()
