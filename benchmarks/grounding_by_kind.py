@@ -164,6 +164,25 @@ class KindStats:
         return '\n'.join(lines)
 
 
+def grid_oracle_mask(gt: np.ndarray, grid_hw) -> tuple:
+    """The best mask an answer grid can paint: the GT mask taken to the
+    grid (:func:`mmrefseg.codecs.mask_to_grid`) and nearest-upsampled back
+    (:func:`mmrefseg.models.utils.nearest_upsample_grid`, as the head).
+
+    Args:
+        gt (np.ndarray): ``(H, W)`` mask; values > 0 are foreground.
+        grid_hw (tuple[int, int]): Answer grid ``(h, w)``.
+
+    Returns:
+        tuple: the ``(h, w)`` bool grid and the ``(H, W)`` bool mask.
+    """
+    from mmrefseg.codecs import mask_to_grid
+    from mmrefseg.models.utils import nearest_upsample_grid
+    grid = mask_to_grid(gt, grid_hw)
+    mask = nearest_upsample_grid(torch.from_numpy(grid), np.shape(gt))
+    return grid, mask.numpy()
+
+
 class GridCellStats:
     """cIoU of the answers and of the grid oracle, split by how many cells
     the target keeps in the answer grid (text heads, e.g. Text4Seg).
@@ -184,13 +203,9 @@ class GridCellStats:
         self.stats = defaultdict(lambda: [0, 0, 0, 0, 0, 0])
 
     def add(self, sample) -> None:
-        from mmrefseg.codecs import mask_to_grid
-        from mmrefseg.models.utils import nearest_upsample_grid
         pred = sample.pred_masks[0].cpu().numpy() > 0
         gt = sample.gt_masks[0].cpu().numpy() > 0
-        grid = mask_to_grid(gt, self.grid_hw)
-        oracle = nearest_upsample_grid(torch.from_numpy(grid),
-                                       gt.shape).numpy()
+        grid, oracle = grid_oracle_mask(gt, self.grid_hw)
         entry = self.stats[min(int(grid.sum()), self.cap)]
         for i, value in enumerate(
                 (1, (oracle & gt).sum(), (oracle | gt).sum(),

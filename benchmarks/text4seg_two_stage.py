@@ -41,6 +41,7 @@ import sys
 import time
 from typing import Dict, List, Optional
 
+import numpy as np
 import torch
 from mmengine.config import Config, DictAction
 from mmengine.dist import barrier, get_world_size, is_main_process
@@ -48,6 +49,7 @@ from mmengine.registry import DefaultScope
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import grounding_curve  # noqa: E402
+from grounding_by_kind import grid_oracle_mask  # noqa: E402
 
 from mmrefseg.apis import (  # noqa: E402
     build_runner,
@@ -223,8 +225,6 @@ def grid_oracle(cfg: Config, val_samples: int) -> float:
     Returns:
         float: cIoU in percent.
     """
-    from mmrefseg.codecs import mask_to_grid
-    from mmrefseg.models.utils import nearest_upsample_grid
     from mmrefseg.registry import DATASETS
     grid_hw = cfg.model.decode_head.get('grid_size', 16)
     grid_hw = (grid_hw, grid_hw) if isinstance(grid_hw, int) else grid_hw
@@ -238,9 +238,8 @@ def grid_oracle(cfg: Config, val_samples: int) -> float:
     inter = union = 0
     for i in range(len(dataset)):
         for mask in dataset[i]['gt_masks']:
-            grid = torch.from_numpy(mask_to_grid(mask, grid_hw))
-            pred = nearest_upsample_grid(grid.bool(), mask.shape)
-            gt = torch.from_numpy(mask).bool()
+            gt = np.asarray(mask) > 0
+            _, pred = grid_oracle_mask(gt, grid_hw)
             inter += int((pred & gt).sum())
             union += int((pred | gt).sum())
     return 100.0 * inter / max(union, 1)
