@@ -173,10 +173,12 @@ def _flat(d, prefix=''):
     return out
 
 
-def test_text4seg_bf16_stage2_differs_only_in_precision_and_schedule():
+def test_text4seg_bf16_stage2_differs_only_in_speed_and_schedule():
     """The bf16 stage-2 config is the float32 one with autocast, eager
-    attention (CPU SDPA's bf16 backward ate the gain) and a cosine fitted
-    to its own 30 minutes; the model, data and LR are the same."""
+    attention (CPU SDPA's bf16 backward ate the gain), compiled blocks,
+    fused AdamW, one process holding the base's global batch of 8 (4 in
+    each of two) with its loader in-process, and a cosine fitted to its own
+    30 minutes; the model, data and LR are the same."""
     fp32 = _flat(_load('configs/text4seg/text4seg_tiny_synth_ft.py')
                  .to_dict())
     bf16_cfg = _load('configs/text4seg/text4seg_tiny_synth_ft_bf16.py')
@@ -184,16 +186,21 @@ def test_text4seg_bf16_stage2_differs_only_in_precision_and_schedule():
     changed = {k for k in fp32.keys() | bf16.keys()
                if fp32.get(k) != bf16.get(k)}
     assert changed == {
-        'model.backbone.attn_implementation', 'optim_wrapper.type',
-        'optim_wrapper.dtype', 'max_iters', 'param_scheduler',
-        'train_cfg.max_iters', 'train_cfg.val_interval',
-        'default_hooks.checkpoint.interval'}
+        'model.backbone.attn_implementation', 'model.backbone.compile_blocks',
+        'optim_wrapper.type', 'optim_wrapper.dtype',
+        'optim_wrapper.optimizer.fused', 'train_dataloader.batch_size',
+        'train_dataloader.num_workers', 'train_dataloader.persistent_workers',
+        'max_iters', 'param_scheduler', 'train_cfg.max_iters',
+        'train_cfg.val_interval', 'default_hooks.checkpoint.interval'}
     assert bf16_cfg.optim_wrapper.type == 'AutocastOptimWrapper'
     assert bf16_cfg.optim_wrapper.optimizer.lr == 2e-4
     assert bf16_cfg.model.backbone.attn_implementation == 'eager'
+    assert bf16_cfg.train_dataloader.batch_size == \
+        2 * _load('configs/text4seg/text4seg_tiny_synth_ft.py'
+                  ).train_dataloader.batch_size
     cosine = bf16_cfg.param_scheduler[1]
     assert cosine.type == 'CosineAnnealingLR'
-    assert cosine.end == bf16_cfg.train_cfg.max_iters == 8500
+    assert cosine.end == bf16_cfg.train_cfg.max_iters == 12000
 
 
 def test_the_hybrid_tiny_config_says_what_it_departs_from():

@@ -1,37 +1,58 @@
 # Text4Seg stage 2 (text4seg_tiny_synth_ft.py) for CPUs that multiply
 # bfloat16 in hardware (AMX or AVX512-BF16; `lscpu | grep -o amx_bf16`):
-# bfloat16 autocast, eager attention, and a cosine fitted to what 30
-# minutes on 2 such cores hold. Everything else (stage-1 export, frozen
-# ViT, image tokens read both ways, the paper's LR) is the base config's.
+# bfloat16 autocast, eager attention, the transformer blocks compiled, and a
+# cosine fitted to what 30 minutes on 2 such cores hold. Everything else
+# (stage-1 export, frozen ViT, image tokens read both ways, the paper's LR,
+# a global batch of 8) is the base config's.
 #
-#   OMP_NUM_THREADS=1 bash tools/dist_train.sh \
-#       configs/text4seg/text4seg_tiny_synth_ft_bf16.py 2
+# One process with two threads (not one process per core):
+#
+#   OMP_WAIT_POLICY=ACTIVE OMP_NUM_THREADS=2 python tools/train.py \
+#       configs/text4seg/text4seg_tiny_synth_ft_bf16.py
+#
+# Where the time goes (torch.profiler, one process, one thread, batch 4):
+# - the bf16 matrix products took 38 of 144 ms per step; most of the rest
+#   is small unfused kernels (RMSNorm, rotary, SiLU gating, dtype casts,
+#   and AdamW one tensor at a time): `compile_blocks=True` fuses them
+#   (torch.compile of each decoder and ViT layer, in place; checkpoints
+#   unchanged) and fused AdamW does the optimizer in one kernel;
+# - two data-parallel processes paid a gradient all-reduce and a third
+#   process (the loader worker) on two cores: one process with two threads
+#   and the loader in-process is faster;
+# - tools/train.py lets idle OpenMP threads sleep (OMP_WAIT_POLICY=PASSIVE,
+#   against contention with other processes); for this loop, waking them
+#   costs a quarter of the step, hence ACTIVE on a machine of its own.
+# Whole training loop, s/iteration at a global batch of 8 (300-iteration
+# probes, same machine): two processes with fused AdamW and no loader
+# worker 0.193 (session 17's recipe without them: 0.211); one process with
+# two threads: 0.191 compiled under PASSIVE, 0.179 eager under ACTIVE,
+# 0.144 compiled under ACTIVE (this config).
 #
 # Why eager attention: under CPU autocast, PyTorch's SDPA runs its flash
 # kernel in bfloat16, and that kernel's backward took 7.4 ms per call
-# against 2.8 in float32, eating what the bf16 matrix products gain. One
-# process, one thread, batch 4 (Intel Xeon, AMX): 0.220 s per step in
-# float32 (SDPA), 0.185 with bf16 autocast and SDPA, 0.165 with bf16 and
-# eager attention (0.227 eager in float32). Two processes, whole loop:
-# 0.22-0.24 s per iteration against 0.27-0.29 in float32, so 8,500
-# iterations in 33 minutes against 5,800 in 27.
+# against 2.8 in float32, eating what the bf16 matrix products gain.
 #
 # Measured on that Xeon from its own stage 1 (600 val expressions, R-RLE
-# 8x8, grid oracle 51.6; real / shuffled cIoU through the test loop):
-# 35.3 / 3.9, 35.1 / 4.6 and 36.9 / 3.4 with seeds 42, 1 and 2 (mean 35.8,
-# 69% of the oracle; 32.7-33.4 training minutes), against 31.9 / 4.0 for
-# float32 with SDPA at the 5,800 iterations its 30 minutes hold there
-# (docs/text4seg_two_stage.md, session 17).
+# 8x8, grid oracle 51.6; real / shuffled cIoU through the test loop): see
+# docs/text4seg_two_stage.md, session 18; session 17's two-process recipe
+# (8,500 iterations in 33 minutes) gave 35.3 / 3.9, 35.1 / 4.6 and 36.9 / 3.4
+# with seeds 42, 1 and 2.
 # On a CPU without hardware bf16 the wrapper trains in float32 and says
 # so: there use text4seg_tiny_synth_ft.py, whose 3,900 iterations are what
 # 30 minutes hold on an AVX2 AMD EPYC (docs/text4seg_two_stage.md).
 _base_ = ['./text4seg_tiny_synth_ft.py']
 
-model = dict(backbone=dict(attn_implementation='eager'))
+model = dict(
+    backbone=dict(attn_implementation='eager', compile_blocks=True))
 
-max_iters = 8500
+# One process: the global batch of the two-process base (4 + 4).
+train_dataloader = dict(batch_size=8, num_workers=0, persistent_workers=False)
+
+max_iters = 12000
 warmup_iters = 50
-optim_wrapper = dict(type='AutocastOptimWrapper', dtype='bfloat16')
+optim_wrapper = dict(
+    type='AutocastOptimWrapper', dtype='bfloat16',
+    optimizer=dict(fused=True))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
          end=warmup_iters),

@@ -1,7 +1,7 @@
 # Copyright (c) mmrefseg contributors.
 """InternVL as an MMEngine backbone, on transformers' native classes."""
 import os.path as osp
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.logging import print_log
@@ -21,6 +21,7 @@ from mmrefseg.utils.tokenizer import (
 from ..processors import InternVLProcessor
 from ..utils.dual_perception_mask import dual_perception_mask_for
 from ..utils.position_table import sincos_2d_position_table
+from .compiled_blocks import compile_repeated_blocks, use_compiled
 from .masked_prefill import generate_new_tokens
 from .outputs_assembly import assemble_outputs
 from .quantization import backbone_quantization, quantize_for_training
@@ -82,6 +83,15 @@ class InternVLBackbone(BaseModule):
         torch_dtype: parameter dtype ('float32' or 'bfloat16').
         attn_implementation: 'sdpa' (default), 'eager' or
             'flash_attention_2' (needs the ``flash`` extra).
+        compile_blocks: ``torch.compile`` the repeated transformer blocks in
+            place (regional compilation, :mod:`.compiled_blocks`): ``True``
+            for the LLM and ViT blocks with ``dynamic=True``, or a dict with
+            ``towers`` (``('llm', 'vit')``) and ``torch.compile`` options.
+            The blocks run compiled in training mode and eagerly in eval
+            mode (generation's growing KV cache recompiles them).
+            Needs a C++ compiler on CPU. Speeds up small models, whose steps
+            are dominated by unfused element-wise kernels (see
+            ``docs/text4seg_two_stage.md``); parameter names are unchanged.
         vit_pos_embed_init: only for random weights (``config`` without
             ``pretrained``). None keeps transformers' init, which sets the
             ViT's absolute position embeddings to zero; 'sincos' starts them
@@ -112,6 +122,7 @@ class InternVLBackbone(BaseModule):
                  torch_dtype: str = 'float32',
                  attn_implementation: str = 'sdpa',
                  vit_pos_embed_init: Optional[str] = None,
+                 compile_blocks: Union[bool, dict] = False,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if pretrained is None and config is None:
@@ -171,6 +182,17 @@ class InternVLBackbone(BaseModule):
         if gradient_checkpointing:
             self.hf.gradient_checkpointing_enable(
                 gradient_checkpointing_kwargs=dict(use_reentrant=False))
+        self._compiled_blocks = []
+        if compile_blocks:
+            self._compiled_blocks = compile_repeated_blocks(
+                self.hf, **({} if compile_blocks is True else compile_blocks))
+            use_compiled(self._compiled_blocks, self.training)
+
+    def train(self, mode: bool = True) -> 'InternVLBackbone':
+        """Set the mode; compiled blocks run compiled only in training."""
+        super().train(mode)
+        use_compiled(getattr(self, '_compiled_blocks', []), mode)
+        return self
 
     # ------------------------------------------------------------------ build
     @staticmethod
