@@ -1,19 +1,11 @@
 # Copyright (c) mmrefseg contributors.
 """benchmarks/decode_step_cost.py: the linear table measures the row counts
 it names (the model part builds the 8B proxy: benchmark only)."""
-import importlib.util
-import os.path as osp
-
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from repo_scripts import load_script
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location(
-        'mmrefseg_bench_decode_step_cost',
-        osp.join(REPO, 'benchmarks', 'decode_step_cost.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('benchmarks/decode_step_cost.py')
 
 
 def test_linear_table_rows(capsys):

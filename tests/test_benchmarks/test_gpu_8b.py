@@ -1,17 +1,10 @@
 # Copyright (c) mmrefseg contributors.
 """benchmarks/gpu_8b.py --dry-run: every variant builds and runs on CPU."""
-import importlib.util
-import os.path as osp
-
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from repo_scripts import load_script
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location(
-        'mmrefseg_bench_gpu_8b', osp.join(REPO, 'benchmarks', 'gpu_8b.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('benchmarks/gpu_8b.py')
 
 
 def test_dry_run_builds_every_variant(capsys):

@@ -1,25 +1,17 @@
 # Copyright (c) mmrefseg contributors.
-import importlib.util
-import os.path as osp
 
 import numpy as np
 import pytest
 import torch
 from pycocotools import mask as mask_utils
+from repo_scripts import load_script
 
 from mmrefseg.structures import RefSegDataSample
-
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 @pytest.fixture(scope='module')
 def by_kind():
-    spec = importlib.util.spec_from_file_location(
-        'grounding_by_kind',
-        osp.join(REPO, 'benchmarks', 'grounding_by_kind.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('benchmarks/grounding_by_kind.py')
 
 
 def _mask(rows, cols):

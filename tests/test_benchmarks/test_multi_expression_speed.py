@@ -1,12 +1,12 @@
 # Copyright (c) mmrefseg contributors.
 """benchmarks/multi_expression_speed.py: the dry run covers every method,
 the pieces it is built from measure what they say."""
-import importlib.util
 import os.path as osp
 
 import numpy as np
 import pytest
 import torch
+from repo_scripts import REPO, load_script
 
 from mmrefseg.registry import MODELS
 from mmrefseg.testing.multi_expression import (
@@ -17,19 +17,13 @@ from mmrefseg.testing.multi_expression import (
     speed_config,
 )
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 MLLMSEG = 'configs/mllmseg/mllmseg_tiny_synth.py'
 # What build_text_only_batch says before the shared path of issue #19.
 PRE_19_TEXT4SEG = 'needs one expression per test sample'
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location(
-        'mmrefseg_bench_multi_expression_speed',
-        osp.join(REPO, 'benchmarks', 'multi_expression_speed.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('benchmarks/multi_expression_speed.py')
 
 
 def test_dry_run_every_method(synthetic_root, capsys):

@@ -1,24 +1,17 @@
 # Copyright (c) mmrefseg contributors.
-import importlib.util
 import os.path as osp
 
 import pytest
 import torch
 from mmengine.config import Config
+from repo_scripts import REPO, load_script
 
 from mmrefseg.registry import MODELS
-
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 @pytest.fixture(scope='module')
 def tf():
-    spec = importlib.util.spec_from_file_location(
-        'text4seg_teacher_forced',
-        osp.join(REPO, 'benchmarks', 'text4seg_teacher_forced.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('benchmarks/text4seg_teacher_forced.py')
 
 
 # "Sure:\n<seg>others *16\n others *12| red *2| others *2\n others *16\n</seg>"

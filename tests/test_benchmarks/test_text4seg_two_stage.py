@@ -1,13 +1,12 @@
 # Copyright (c) mmrefseg contributors.
 """The two-stage Text4Seg benchmark's plumbing (no training here)."""
-import importlib.util
 import json
 import os.path as osp
 
 import pytest
 from mmengine.config import Config
+from repo_scripts import REPO, load_script
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 FT_CONFIG = osp.join(REPO, 'configs', 'text4seg', 'text4seg_tiny_synth_ft.py')
 
 
@@ -15,12 +14,7 @@ FT_CONFIG = osp.join(REPO, 'configs', 'text4seg', 'text4seg_tiny_synth_ft.py')
 def two_stage():
     import sys
     sys.path.insert(0, osp.join(REPO, 'benchmarks'))
-    spec = importlib.util.spec_from_file_location(
-        'text4seg_two_stage',
-        osp.join(REPO, 'benchmarks', 'text4seg_two_stage.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('benchmarks/text4seg_two_stage.py')
 
 
 def runner_cfg(monkeypatch, module, train, *args) -> Config:

@@ -1,22 +1,16 @@
 # Copyright (c) mmrefseg contributors.
 """The training-step speed benchmark: its variant syntax and one real run."""
-import importlib.util
 import os.path as osp
 
 import pytest
+from repo_scripts import REPO, load_script
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TINY = osp.join(REPO, 'configs', 'text4seg', 'text4seg_tiny_synth.py')
 
 
 @pytest.fixture(scope='module')
 def speed():
-    spec = importlib.util.spec_from_file_location(
-        'train_step_speed',
-        osp.join(REPO, 'benchmarks', 'train_step_speed.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('benchmarks/train_step_speed.py')
 
 
 def test_variant_names_and_literal_options(speed):

@@ -1,23 +1,16 @@
 # Copyright (c) mmrefseg contributors.
 """The thin CLIs in tools/model_converters (run in-process)."""
-import importlib.util
 import json
 import os.path as osp
 
 import pytest
 from chat_checkpoints import make_internlm2_chat, make_qwen2_chat
+from repo_scripts import load_script
 from test_release_converters import mllmseg_decoder_state, self1e_state
-
-TOOLS = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(
-    __file__)))), 'tools', 'model_converters')
 
 
 def _cli(name: str):
-    spec = importlib.util.spec_from_file_location(
-        f'cli_{name}', osp.join(TOOLS, name + '.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(f'tools/model_converters/{name}.py')
 
 
 def test_internvl_chat_to_hf_cli(tmp_path, capsys):

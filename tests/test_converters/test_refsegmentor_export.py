@@ -8,6 +8,7 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
+from repo_scripts import load_script
 from transformers import AutoTokenizer, InternVLForConditionalGeneration
 
 from mmrefseg.converters import export_refsegmentor, load_exported_model
@@ -240,13 +241,7 @@ def test_bad_inputs_have_clear_errors(tmp_path, tiny_backbone_cfg):
 
 
 def test_cli(tmp_path, tiny_backbone_cfg, capsys):
-    import importlib.util
-    tools = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(
-        __file__)))), 'tools', 'model_converters')
-    spec = importlib.util.spec_from_file_location(
-        'cli_refsegmentor_to_hf', osp.join(tools, 'refsegmentor_to_hf.py'))
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
+    cli = load_script('tools/model_converters/refsegmentor_to_hf.py')
     cfg = _segmentor_cfg(dict(tiny_backbone_cfg))
     cfg_path = str(tmp_path / 'tiny.py')
     Config(dict(model=cfg)).dump(cfg_path)

@@ -8,34 +8,29 @@ MLLMSeg GRES (paper protocol) that is per-image samples, the GT [REJ]
 answer, argmax decision + reeval and the MLLMSeg GRES metric, with the
 config's bf16 backbone and float32 decoder.
 """
-import importlib.util
 import json
 import os.path as osp
 
 from chat_checkpoints import VIT, make_internlm2_chat, make_qwen2_chat
+from repo_scripts import REPO, load_script
 from test_release_converters import QUIET, mllmseg_decoder_state, self1e_state
 
 from mmrefseg.converters.mllmseg import mllmseg_spec
 from mmrefseg.converters.release import convert_release
 from mmrefseg.converters.self1e import self1e_spec
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = 'configs/mllmseg/released/mllmseg_internvl2_5_8b_gres_paper_eval.py'
 
 
 def _test_tool():
-    spec = importlib.util.spec_from_file_location(
-        'mmrefseg_test_tool', osp.join(ROOT, 'tools', 'test.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('tools/test.py')
 
 
 def _run(config, res, tmp_path, synthetic_root, **dataset):
     """tools/test.py on ``config`` with the miniature's paths and sizes."""
     tool = _test_tool()
     args = tool.parse_args([
-        osp.join(ROOT, config), res['checkpoint'], '--work-dir',
+        osp.join(REPO, config), res['checkpoint'], '--work-dir',
         str(tmp_path / 'work')
     ])
     cfg = tool.build_cfg(args)

@@ -1,20 +1,15 @@
 # Copyright (c) mmrefseg contributors.
 """demo/image_demo.py: one image, several phrases, a picture and files."""
-import importlib.util
 import json
 import os.path as osp
 
 import cv2
 import numpy as np
-
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from repo_scripts import REPO, load_script
 
 
 def test_image_demo_cli(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location(
-        'image_demo', osp.join(REPO, 'demo', 'image_demo.py'))
-    demo = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(demo)
+    demo = load_script('demo/image_demo.py')
     img = np.full((80, 120, 3), 120, np.uint8)
     path = str(tmp_path / 'photo.jpg')
     cv2.imwrite(path, img)

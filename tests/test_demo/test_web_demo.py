@@ -12,8 +12,8 @@ import urllib.request
 import cv2
 import numpy as np
 import pytest
+from repo_scripts import REPO, load_script
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(REPO, 'configs/self1e/self1e_tiny_synth.py')
 CHROMIUM = shutil.which('chromium') or shutil.which('chromium-browser')
 DRIVER = shutil.which('chromedriver')
@@ -30,11 +30,7 @@ pytestmark = pytest.mark.skipif(
 
 
 def _load_demo():
-    spec = importlib.util.spec_from_file_location(
-        'web_demo', osp.join(REPO, 'demo', 'web_demo.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('demo/web_demo.py')
 
 
 def _free_port() -> int:

@@ -1,7 +1,6 @@
 # Copyright (c) mmrefseg contributors.
 """projects/mmseg_text_decoder and the projects/README.md example build and
 train under MMSeg's default scope."""
-import importlib.util
 import math
 import os.path as osp
 import re
@@ -15,10 +14,10 @@ from mmengine.hooks import Hook
 from mmengine.optim import OptimWrapper
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
+from repo_scripts import REPO, load_script
 
 from mmrefseg.registry import DATASETS, MODELS
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 PROJECT_CFG = osp.join(
     REPO, 'projects', 'mmseg_text_decoder', 'configs',
     'dsff-decoder_r18-bert_synthrefcoco-160x160.py')
@@ -86,10 +85,7 @@ def test_project_config_trains_one_step_and_evaluates(
     # tools/test.py on its checkpoint: the evaluation loops it swaps in
     # must resolve under default_scope='mmseg' too.
     runner.save_checkpoint(str(tmp_path), 'one_step.pth')
-    spec = importlib.util.spec_from_file_location(
-        'test_tool', osp.join(REPO, 'tools', 'test.py'))
-    test_tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(test_tool)
+    test_tool = load_script('tools/test.py')
     test_tool.main([
         PROJECT_CFG, str(tmp_path / 'one_step.pth'), '--work-dir',
         str(tmp_path / 'test'), '--cfg-options',

@@ -1,24 +1,18 @@
 # Copyright (c) mmrefseg contributors.
 """tools/quickstart.py end to end at 2 iterations on a small dataset."""
-import importlib.util
 import os.path as osp
 import re
 
 import cv2
 import numpy as np
+from repo_scripts import load_script
 
 from mmrefseg.datasets.synthetic import generate_synthetic_refer
 from mmrefseg.visualization import expression_color
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-
 
 def _load_quickstart():
-    spec = importlib.util.spec_from_file_location(
-        'quickstart', osp.join(REPO, 'tools', 'quickstart.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('tools/quickstart.py')
 
 
 def test_quickstart_trains_tables_and_draws(tmp_path, capsys):

@@ -1,21 +1,15 @@
 # Copyright (c) mmrefseg contributors.
 """tools/dataset_converters: REFER -> JSON Lines -> checker, from the CLI."""
-import importlib.util
 import json
 import os.path as osp
 import sys
 
 import pytest
-
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from repo_scripts import REPO, load_script
 
 
 def _tool(name: str):
-    path = osp.join(REPO, 'tools', 'dataset_converters', f'{name}.py')
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(f'tools/dataset_converters/{name}.py')
 
 
 def _run(monkeypatch, name: str, *argv: str):

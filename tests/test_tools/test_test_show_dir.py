@@ -1,7 +1,6 @@
 # Copyright (c) mmrefseg contributors.
 """tools/test.py --show-dir: one picture per expression, phrase drawn."""
 import glob
-import importlib.util
 import os.path as osp
 
 import cv2
@@ -9,21 +8,17 @@ import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
+from repo_scripts import REPO, load_script
 
 from mmrefseg.datasets.synthetic import generate_synthetic_refer
 from mmrefseg.registry import MODELS
 from mmrefseg.visualization import expression_color
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(REPO, 'configs/self1e/self1e_tiny_synth.py')
 
 
 def _load_tool(name):
-    spec = importlib.util.spec_from_file_location(
-        name, osp.join(REPO, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(f'tools/{name}.py')
 
 
 @pytest.fixture(scope='module')

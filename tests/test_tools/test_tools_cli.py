@@ -2,7 +2,6 @@
 """tools/train.py and tools/test.py: argument handling and a 2-iteration run
 of a toy model on CPU."""
 import glob
-import importlib.util
 import os
 import os.path as osp
 import subprocess
@@ -10,8 +9,7 @@ import sys
 
 import pytest
 from mmengine.config import Config
-
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from repo_scripts import REPO, load_script
 
 # A toy model and dataset registered in mmrefseg's registries. Predictions
 # copy the GT for even img_id and are empty for odd ones, so 3 val samples
@@ -94,11 +92,7 @@ randomness = dict(seed=0)
 
 
 def load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(
-        f'mmrefseg_tools_{name}', osp.join(REPO, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(f'tools/{name}.py')
 
 
 @pytest.fixture

@@ -1,12 +1,9 @@
 # Copyright (c) mmrefseg contributors.
 """InternVL as an MMEngine backbone, on transformers' native classes."""
-import os.path as osp
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
-from mmengine.logging import print_log
 from mmengine.model import BaseModule
-from transformers import InternVLConfig, InternVLForConditionalGeneration
 
 from mmrefseg.registry import MODELS
 from mmrefseg.structures import MLLMOutputs
@@ -20,8 +17,8 @@ from mmrefseg.utils.tokenizer import (
 )
 from ..processors import InternVLProcessor
 from ..utils.dual_perception_mask import dual_perception_mask_for
-from ..utils.position_table import sincos_2d_position_table
 from .compiled_blocks import compile_repeated_blocks, use_compiled
+from .hf_model import add_token_rows, build_hf_model, init_vit_pos_embed_sincos
 from .masked_prefill import generate_new_tokens
 from .outputs_assembly import assemble_outputs
 from .quantization import backbone_quantization, quantize_for_training
@@ -145,8 +142,8 @@ class InternVLBackbone(BaseModule):
         self.init_new_token_rows = init_new_token_rows
         dtype = getattr(torch, torch_dtype)
         bnb_config = backbone_quantization(quantization_config, freeze_llm)
-        self.hf = self._build_hf_model(pretrained, config, dtype,
-                                       attn_implementation, bnb_config)
+        self.hf = build_hf_model(pretrained, config, dtype,
+                                 attn_implementation, bnb_config)
         if bnb_config is not None:
             quantize_for_training(self.hf, bnb_config, quantization_config)
         cfg = self.hf.config
@@ -168,17 +165,13 @@ class InternVLBackbone(BaseModule):
             processor.setdefault('max_length', self.context_limit)
         self.processor = InternVLProcessor(self.tokenizer,
                                            self.num_image_tokens, **processor)
-        new_ids = self._add_token_rows(extra_special_tokens)
-        self._init_vit_pos_embed()
-        self._configure_training(new_ids, freeze_vit, freeze_projector,
-                                 freeze_llm, train_new_token_rows, llm_lora,
-                                 vit_lora)
-        # Trainable parameters (LoRA, new token rows, unfrozen parts) keep
-        # float32 master weights when the frozen model is stored in bf16;
-        # AmpOptimWrapper's autocast handles the mixed matmuls.
-        for param in self.parameters():
-            if param.requires_grad and param.dtype != torch.float32:
-                param.data = param.data.float()
+        new_ids = add_token_rows(self.hf, self.tokenizer,
+                                 extra_special_tokens, init_new_token_rows)
+        if vit_pos_embed_init == 'sincos':
+            init_vit_pos_embed_sincos(self.hf)
+        configure_trainable_parts(self, new_ids, freeze_vit,
+                                  freeze_projector, freeze_llm,
+                                  train_new_token_rows, llm_lora, vit_lora)
         if gradient_checkpointing:
             self.hf.gradient_checkpointing_enable(
                 gradient_checkpointing_kwargs=dict(use_reentrant=False))
@@ -193,83 +186,6 @@ class InternVLBackbone(BaseModule):
         super().train(mode)
         use_compiled(getattr(self, '_compiled_blocks', []), mode)
         return self
-
-    # ------------------------------------------------------------------ build
-    @staticmethod
-    def _build_hf_model(pretrained, config, dtype, attn_implementation,
-                        bnb_config=None):
-        if pretrained is not None:
-            if not osp.isfile(osp.join(pretrained, 'config.json')):
-                raise FileNotFoundError(
-                    f'No HF checkpoint at {pretrained!r}: expected a '
-                    'directory with config.json and model*.safetensors (a '
-                    'native InternVL "-hf" checkpoint, or the output of '
-                    'tools/model_converters/internvl_chat_to_hf.py).')
-            print_log(f'Loading InternVL weights from {pretrained}',
-                      logger='current')
-            # bnb_config: transformers quantizes each tensor as it loads.
-            return InternVLForConditionalGeneration.from_pretrained(
-                pretrained, dtype=dtype,
-                attn_implementation=attn_implementation,
-                quantization_config=bnb_config)
-        hf_config = InternVLConfig(**config)
-        hf_config._attn_implementation = attn_implementation
-        hf_config.text_config._attn_implementation = attn_implementation
-        hf_config.vision_config._attn_implementation = attn_implementation
-        model = InternVLForConditionalGeneration(hf_config)
-        return model.to(dtype)
-
-    def _add_token_rows(self, tokens: Sequence[str]) -> List[int]:
-        """Grow embeddings to fit the tokenizer; init new rows at the mean.
-
-        Checkpoints often have padded vocabularies, so new ids may already
-        have (untrained) rows; those are re-initialised too, unless
-        ``init_new_token_rows`` is False (rows trained in the checkpoint).
-        """
-        new_ids = [token_id(self.tokenizer, t) for t in tokens]
-        emb = self.hf.get_input_embeddings()
-        old_rows = emb.weight.shape[0]
-        need = max([len(self.tokenizer)] + [i + 1 for i in new_ids])
-        if need > old_rows:
-            self.hf.resize_token_embeddings(need, mean_resizing=False)
-        reinit = new_ids if self.init_new_token_rows else \
-            [i for i in new_ids if i >= old_rows]
-        if not reinit:
-            return new_ids
-        # Rows the checkpoint trained: below both sizes, minus the new ids.
-        limit = min(old_rows, len(self.tokenizer))
-        trained = torch.ones(limit, dtype=torch.bool)
-        trained[[i for i in new_ids if i < limit]] = False
-        with torch.no_grad():
-            for layer in (self.hf.get_input_embeddings(),
-                          self.hf.get_output_embeddings()):
-                w = layer.weight
-                if w.device.type == 'meta':
-                    continue
-                rows = w[:limit][trained.to(w.device)]
-                mean = rows.float().mean(0) if len(rows) else \
-                    w.new_zeros(w.shape[1], dtype=torch.float32)
-                w[reinit] = mean.to(w.dtype)
-        return new_ids
-
-    def _configure_training(self, new_ids, freeze_vit, freeze_projector,
-                            freeze_llm, train_new_token_rows, llm_lora,
-                            vit_lora) -> None:
-        configure_trainable_parts(self, new_ids, freeze_vit,
-                                  freeze_projector, freeze_llm,
-                                  train_new_token_rows, llm_lora, vit_lora)
-
-    def _init_vit_pos_embed(self) -> None:
-        if self.vit_pos_embed_init != 'sincos':
-            return
-        pos = self.hf.model.vision_tower.embeddings.position_embeddings
-        if pos is None or pos.device.type == 'meta':
-            return
-        side = self.tile_size // self.patch_size
-        table = sincos_2d_position_table(side, side, pos.shape[-1])
-        with torch.no_grad():
-            pos[0, 0].zero_()  # the CLS slot has no grid position
-            pos[0, 1:] = table.to(pos.dtype)
 
     # --------------------------------------------------------------- helpers
     @property

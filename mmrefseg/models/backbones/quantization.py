@@ -184,7 +184,7 @@ def prepare_for_kbit_training(model: nn.Module, upcast: str = 'none'
     peft freezes everything, casts every non-quantized bf16/fp16 parameter
     to float32, and (for reentrant checkpointing) makes the input
     embeddings require grad. Here the backbone freezes per part itself
-    (``_configure_training``), and its checkpointing is non-reentrant
+    (``configure_trainable_parts``), and its checkpointing is non-reentrant
     (``use_reentrant=False``), which back-propagates into LoRA without the
     input-grad hook. The cast is the one choice:
 

@@ -2,6 +2,7 @@
 """Which parts of an ``InternVLBackbone`` train: freezing, LoRA, new rows."""
 from typing import List, Optional, Sequence
 
+import torch
 import torch.nn as nn
 
 from ..utils.new_token_rows import NewTokenEmbedding, NewTokenLMHead
@@ -25,6 +26,8 @@ def configure_trainable_parts(backbone, new_ids: Sequence[int],
                               llm_lora: Optional[dict],
                               vit_lora: Optional[dict]) -> None:
     """Freeze parts, inject LoRA and make the added token rows trainable.
+
+    What trains ends in float32 (master weights) whatever the model's dtype.
 
     Args:
         backbone (InternVLBackbone): its ``hf`` model is changed in place.
@@ -60,6 +63,12 @@ def configure_trainable_parts(backbone, new_ids: Sequence[int],
             # One set of rows serves both uses, as the tie says.
             head.new_rows = new_emb.new_rows
         hf.lm_head = head
+    # Trainable parameters (LoRA, new token rows, unfrozen parts) keep
+    # float32 master weights when the frozen model is stored in bf16;
+    # autocast handles the mixed matmuls.
+    for param in backbone.parameters():
+        if param.requires_grad and param.dtype != torch.float32:
+            param.data = param.data.float()
 
 
 def inject_lora(module: nn.Module, lora_cfg: dict,
