@@ -140,3 +140,59 @@ def test_full_descriptor_answers_decode_in_the_head():
         Text4SegAnswer(answer_format='irle')
     with pytest.raises(ValueError, match='answer_format'):
         Text4SegHead(answer_format='irle')
+
+
+def test_two_turns_keep_two_distinct_expressions_consistently():
+    np.random.seed(3)
+    t = Text4SegAnswer(grid_size=(6, 8), turns=2)
+    orders = set()
+    for _ in range(30):
+        out = t(_results(num=3))
+        ks = [r - 10 for r in out['ref_ids']]
+        assert len(set(ks)) == 2
+        orders.add(tuple(ks))
+        assert out['texts'] == [f'shape {k}' for k in ks]
+        assert out['sent_ids'] == [20 + k for k in ks]
+        assert out['gt_masks'].shape == (2, 30, 40)
+        assert out['answer_grid'].shape == (2, 6, 8)
+        for j, k in enumerate(ks):
+            assert out['gt_masks'][j].sum() == \
+                _results(3)['gt_masks'][k].sum()
+            assert f'shape {k}' in out['question'][j]
+            assert f'shape {k}' in out['answer'][j]
+    # Every ordered pair turns up: turn 1 is not always the lower ref.
+    assert len(orders) == 6
+    # A sample with one expression stays one turn.
+    one = t(_results(num=1))
+    assert isinstance(one['question'], str) and one['texts'] == ['shape 0']
+    with pytest.raises(ValueError, match='turns'):
+        Text4SegAnswer(turns=0)
+
+
+def test_two_turns_make_one_conversation_with_both_answers_supervised():
+    np.random.seed(0)
+    res = Text4SegAnswer(grid_size=4, turns=2)(_results(num=2))
+    tok = build_tokenizer(TOK, ())
+    conv = InternVLProcessor(tok, num_image_tokens=4, prompt_style='answer')
+    out = conv(res['texts'], question=res['question'], answer=res['answer'],
+               training=True)
+    ids, labels = out['input_ids'], out['labels']
+    img = tok.convert_tokens_to_ids('<IMG_CONTEXT>')
+    assert int((ids == img).sum()) == 4  # the image once, in turn 1
+    supervised = tok.decode(ids[labels != -100])
+    assert supervised == (res['answer'][0] + '<|im_end|>' +
+                          res['answer'][1] + '<|im_end|>')
+    text = tok.decode(ids)
+    turn2 = ('<|im_end|>\n<|im_start|>user\n' + res['question'][1] +
+             '<|im_end|>\n<|im_start|>assistant\n' + res['answer'][1])
+    assert turn2 in text
+    first = tok.decode(ids[:out['prompt_length']])
+    assert first.endswith(res['question'][0] + '<|im_end|>\n'
+                          '<|im_start|>assistant\n')
+    assert out['question'] == res['question']
+    # Evaluation answers each expression in its own conversation.
+    with pytest.raises(ValueError, match='for training'):
+        conv(res['texts'], question=res['question'], answer=res['answer'])
+    with pytest.raises(ValueError, match='one answer per question'):
+        conv(res['texts'], question=res['question'],
+             answer=res['answer'][:1], training=True)
