@@ -80,32 +80,24 @@ def to_grid_hw(grid_size: Union[int, Sequence[int]]) -> Tuple[int, int]:
 class Text4SegAnswer(BaseTransform):
     """Write one expression's mask as a Text4Seg question/answer pair.
 
-    A conversation holds one expression, as in the reference training data
-    (the ms-swift InternVL recipe). A training sample with several
-    expressions keeps ``turns`` of them (one by default) drawn at random,
-    and every per-expression key is cut down to them so that the data
-    sample stays consistent. With ``turns=2`` and a dataset that draws two
-    expressions per image (``max_expressions_per_sample=2``), the two
-    become two turns of one conversation, the image in the first: the
-    paper's LLaVA-1.5 data (turn 1 one ref of the image, turn 2 another).
-    The image is read once for both answers.
-
-    In test mode a sample holds one expression, or K of one image grouped
-    for speed (``test_grouping='image'``): then ``question`` and ``answer``
-    are lists, one conversation per expression, and the model answers each
-    on its own.
+    A conversation holds one expression, as in the reference training data.
+    A training sample with several expressions keeps one drawn at random, and
+    every per-expression key is cut down to it so that the data sample stays
+    consistent. In test mode a sample holds one expression, or K of one
+    image grouped for speed (``test_grouping='image'``): then ``question``
+    and ``answer`` are lists, one conversation per expression, and the
+    model answers each on its own.
 
     The model's ``InternVLProcessor`` (``prompt_style='answer'``) tokenises
     ``question`` and ``answer`` as they are.
 
     Required keys: ``texts`` (K), ``gt_masks`` (K, H, W; without it, e.g.
     at inference, the answer is only the sentence before ``<seg>``).
-    Modified keys (K > ``turns``, training): ``gt_masks``, ``gt_bboxes``,
+    Modified keys (K > 1, training): ``gt_masks``, ``gt_bboxes``,
     ``no_target``, ``texts``, ``ref_ids``, ``sent_ids``, ``expressions``.
     Added keys: ``question`` (str), ``answer`` (str), ``answer_grid``
-    ((h, w) uint8, 1 = expression); with ``test_grouping='image'``, or
-    several turns in training, K questions, K answers and ``answer_grid``
-    (K, h, w).
+    ((h, w) uint8, 1 = expression); with ``test_grouping='image'`` K
+    questions, K answers and ``answer_grid`` (K, h, w).
 
     Args:
         grid_size (int | Sequence[int]): Descriptor grid ``(h, w)``; the
@@ -122,9 +114,6 @@ class Text4SegAnswer(BaseTransform):
         answer_format (str): ``'rrle'`` (row-wise RLE, the method) or
             ``'full'`` (all ``h * w`` labels, the paper's baseline); the
             head must decode the same. Defaults to 'rrle'.
-        turns (int): Expressions of a training sample written as turns of
-            its conversation (at most; fewer when the sample has fewer).
-            Defaults to 1.
         test_mode (bool): Evaluation pipeline. Defaults to False.
     """
 
@@ -135,12 +124,8 @@ class Text4SegAnswer(BaseTransform):
                  answer_templates: Sequence[str] = TEXT4SEG_ANSWERS,
                  random_templates: Optional[bool] = None,
                  answer_format: str = 'rrle',
-                 turns: int = 1,
                  test_mode: bool = False) -> None:
         self.grid_hw = to_grid_hw(grid_size)
-        if int(turns) < 1:
-            raise ValueError(f'turns must be >= 1, got {turns!r}')
-        self.turns = int(turns)
         if answer_format not in ANSWER_FORMATS:
             raise ValueError(f'answer_format must be one of {ANSWER_FORMATS},'
                              f' got {answer_format!r}')
@@ -158,9 +143,8 @@ class Text4SegAnswer(BaseTransform):
             else random_templates
         self.test_mode = test_mode
 
-    def _keep_turns(self, results: dict) -> None:
-        """Cut every per-expression entry down to ``turns`` drawn
-        expressions (training)."""
+    def _keep_one(self, results: dict) -> None:
+        """Cut every per-expression entry down to one drawn expression."""
         num = len(results['texts'])
         grouped = self.test_mode and results.get('test_grouping') == 'image'
         if num == 1 or (num > 1 and grouped):
@@ -170,17 +154,12 @@ class Text4SegAnswer(BaseTransform):
                 'Text4SegAnswer needs one expression per test sample and at '
                 f"least one in training, got {num} for image "
                 f"{results.get('img_path')}")
-        if num <= self.turns:
-            return
-        # One turn: the single draw the transform always made (the same
-        # training samples under a seed).
-        keep = np.random.choice(num, self.turns, replace=False) \
-            if self.turns > 1 else np.array([np.random.randint(num)])
+        k = np.random.randint(num)
         for key in _PER_EXPRESSION_KEYS:
             if key in results:
                 value = results[key]
-                results[key] = value[keep] if isinstance(
-                    value, np.ndarray) else [value[k] for k in keep]
+                results[key] = value[k:k + 1] if isinstance(
+                    value, np.ndarray) else [value[k]]
 
     def transform(self, results: dict) -> dict:
         """Build the question and answer.
@@ -192,10 +171,9 @@ class Text4SegAnswer(BaseTransform):
             dict: ``results`` with ``question``, ``answer`` and
             ``answer_grid``.
         """
-        self._keep_turns(results)
+        self._keep_one(results)
         if len(results['texts']) > 1:
-            # K expressions: grouped by image at test time (K
-            # conversations), or K turns of one training conversation.
+            # K expressions grouped by image, each its own conversation.
             pairs = [self._write(results, k)
                      for k in range(len(results['texts']))]
             results['question'] = [q for q, _, _ in pairs]
@@ -239,4 +217,4 @@ class Text4SegAnswer(BaseTransform):
                 f'background={self.background!r}, '
                 f'random_templates={self.random_templates}, '
                 f'answer_format={self.answer_format!r}, '
-                f'turns={self.turns}, test_mode={self.test_mode})')
+                f'test_mode={self.test_mode})')

@@ -85,59 +85,20 @@ class InternVLChatFormat:
         ids += self._ids(f'{IM_START_TOKEN}assistant\n')
         return ids
 
-    def build(self, question: str, answer: str, num_tiles: int = 1,
-              follow_ups: Sequence[Tuple[str, str]] = ()
-              ) -> Tuple[List[int], List[int], int]:
+    def build(self, question: str, answer: str,
+              num_tiles: int = 1) -> Tuple[List[int], List[int], int]:
         """Full conversation.
 
-        Args:
-            question (str): the first user turn's text (the image goes
-                with it).
-            answer (str): the first assistant turn.
-            num_tiles (int): image tiles.
-            follow_ups (Sequence[tuple[str, str]]): later (question,
-                answer) turns about the same image, which is not repeated
-                (Text4Seg's two-turn LLaVA data). Every answer is labelled.
-
         Returns:
-            tuple: (input_ids, labels, prompt_length), the prompt being the
-            first turn's.
+            tuple: (input_ids, labels, prompt_length).
         """
         prompt = self.prompt_ids(question, num_tiles)
-        input_ids, labels = list(prompt), [IGNORE_INDEX] * len(prompt)
-        for k, (q, a) in enumerate([(question, answer)] + list(follow_ups)):
-            if k:
-                turn = self._ids(f'{IM_START_TOKEN}user\n{q}{IM_END_TOKEN}\n'
-                                 f'{IM_START_TOKEN}assistant\n')
-                input_ids += turn
-                labels += [IGNORE_INDEX] * len(turn)
-            answer_ids = self._ids(a + IM_END_TOKEN)
-            tail = self._ids('\n')
-            input_ids += answer_ids + tail
-            labels += answer_ids + [IGNORE_INDEX] * len(tail)
+        answer_ids = self._ids(answer + IM_END_TOKEN)
+        tail = self._ids('\n')
+        input_ids = prompt + answer_ids + tail
+        labels = [IGNORE_INDEX] * len(prompt) + answer_ids + \
+            [IGNORE_INDEX] * len(tail)
         return input_ids, labels, len(prompt)
-
-
-def _pipeline_turns(question, answer, training: bool, name: str
-                    ) -> Tuple[List[str], List[str]]:
-    """A pipeline-written question/answer as lists of turns.
-
-    One string each is one turn; lists of K (``Text4SegAnswer(turns=K)``)
-    are K turns of one training conversation.
-    """
-    questions = [question] if isinstance(question, str) else list(question)
-    answers = [answer] if isinstance(answer, str) else list(answer)
-    if len(questions) != len(answers) or not questions:
-        raise ValueError(f'{name}: {len(questions)} pipeline-written '
-                         f'questions for {len(answers)} answers; a '
-                         'conversation needs one answer per question.')
-    if len(questions) > 1 and not training:
-        raise ValueError(
-            f'{name}: {len(questions)} question/answer turns in one '
-            'evaluation conversation; several turns are for training '
-            "(evaluation answers each expression on its own: "
-            "test_grouping='image').")
-    return [str(q) for q in questions], [str(a) for a in answers]
 
 
 # Inserted after the first character of special-token text found in user
@@ -309,17 +270,14 @@ class InternVLProcessor:
             num_tiles: image tiles of the sample.
             no_target: GT no-target flags, see :meth:`write`.
             question / answer: written by the pipeline; used as they are
-                with ``prompt_style='answer'`` and ignored otherwise. Lists
-                of K (training only) are K turns of one conversation, the
-                image in the first.
+                with ``prompt_style='answer'`` and ignored otherwise.
             training: training-time prompt (random templates, ``[REJ]``).
             seed: template seed, see :meth:`write`.
             name: how errors name the sample (image path, ref ids).
 
         Returns:
             dict: ``input_ids`` and ``labels`` (int64 tensors [L]),
-            ``prompt_length`` (int), ``question``, ``answer`` (str, or
-            lists of the turns).
+            ``prompt_length`` (int), ``question``, ``answer`` (str).
         """
         style = self.prompt_style if training else self.test_prompt_style
         texts = [str(t) for t in texts]
@@ -328,7 +286,6 @@ class InternVLProcessor:
             raise ValueError(f'Expression(s) {blank} of {name} are empty; '
                              'a referring phrase needs words.')
         texts = [escape_special_tokens(t, self.special_texts) for t in texts]
-        follow_ups = []
         if style != PIPELINE_ANSWER:
             question, answer = self.write(texts, no_target, training, seed)
         elif question is None or answer is None:
@@ -339,17 +296,10 @@ class InternVLProcessor:
         else:
             # Written by the pipeline from the expression (Text4Seg): any
             # special-token text in them came from the expression.
-            questions, answers = _pipeline_turns(question, answer, training,
-                                                 name)
-            turns = [(escape_special_tokens(q, self.special_texts),
-                      escape_special_tokens(a, self.special_texts))
-                     for q, a in zip(questions, answers)]
-            (question, answer), follow_ups = turns[0], turns[1:]
+            question = escape_special_tokens(question, self.special_texts)
+            answer = escape_special_tokens(answer, self.special_texts)
         input_ids, labels, prompt_len = self.chat.build(
-            question, answer, num_tiles, follow_ups)
-        if follow_ups:
-            question = [question] + [q for q, _ in follow_ups]
-            answer = [answer] + [a for _, a in follow_ups]
+            question, answer, num_tiles)
         if len(input_ids) > self.max_length:
             raise ValueError(
                 f'{name}: its conversation has {len(input_ids)} tokens, more '
