@@ -5,19 +5,15 @@
 # (stage-1 export, frozen ViT, image tokens read both ways, the paper's LR,
 # a global batch of 8) is the base config's.
 #
-# One process with two threads (not one process per core), under jemalloc
-# (Debian's libjemalloc2):
+# One process with two threads (not one process per core):
 #
-#   LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 \
 #   OMP_WAIT_POLICY=ACTIVE OMP_NUM_THREADS=2 python tools/train.py \
 #       configs/text4seg/text4seg_tiny_synth_ft_bf16.py
 #
-# Under glibc's malloc the steps slow down as the run goes on (0.207 to
-# 0.215-0.253 s in 2,500 steps, the resident set growing 150 MB per 1,000
-# iterations, while fixed in-process reference work stays flat; a 13,500-
-# iteration run ended at 0.23 s against 0.155 for a fresh process); under
-# jemalloc memory stays flat and the steps slow much less (session 19 in
-# docs/text4seg_two_stage.md).
+# Prefixing LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 (Debian's
+# libjemalloc2) keeps memory flat at 1.6 GB; under glibc's malloc it grows
+# by 150 MB per 1,000 iterations. Whether it keeps the steps fast is not
+# established (session 19 in docs/text4seg_two_stage.md).
 #
 # Where the time goes (torch.profiler, one process, one thread, batch 4):
 # - the bf16 matrix products took 38 of 144 ms per step; most of the rest
