@@ -48,12 +48,13 @@
 _base_ = ['./text4seg_tiny_synth_ft.py']
 
 model = dict(
-    backbone=dict(attn_implementation='eager', compile_blocks=True))
+    backbone=dict(attn_implementation='eager', compile_blocks=True,
+                  vision_cache=True))
 
 # One process: the global batch of the two-process base (4 + 4).
 train_dataloader = dict(batch_size=8, num_workers=0, persistent_workers=False)
 
-max_iters = 12000
+max_iters = 13500
 warmup_iters = 50
 optim_wrapper = dict(
     type='AutocastOptimWrapper', dtype='bfloat16',

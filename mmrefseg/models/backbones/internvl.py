@@ -23,6 +23,7 @@ from .masked_prefill import generate_new_tokens
 from .outputs_assembly import assemble_outputs
 from .quantization import backbone_quantization, quantize_for_training
 from .trainable_parts import configure_trainable_parts
+from .vision_cache import FrozenVisionCache, VitStates, vit_hidden_states
 
 #: LLM attention policies a head may declare (``BaseRefHead.llm_attention``).
 LLM_ATTENTION = ('causal', 'dual_perception', 'image_bidirectional')
@@ -89,6 +90,12 @@ class InternVLBackbone(BaseModule):
             Needs a C++ compiler on CPU. Speeds up small models, whose steps
             are dominated by unfused element-wise kernels (see
             ``docs/text4seg_two_stage.md``); parameter names are unchanged.
+        vision_cache: remember the frozen ViT's output per tile while
+            training (:class:`~.vision_cache.FrozenVisionCache`), so an
+            image seen again (the next epoch, another expression of it)
+            skips the ViT. ``True`` or a dict of its arguments
+            (``max_items``, ``device``). Needs a frozen ViT without LoRA;
+            cleared when weights are loaded.
         vit_pos_embed_init: only for random weights (``config`` without
             ``pretrained``). None keeps transformers' init, which sets the
             ViT's absolute position embeddings to zero; 'sincos' starts them
@@ -120,6 +127,7 @@ class InternVLBackbone(BaseModule):
                  attn_implementation: str = 'sdpa',
                  vit_pos_embed_init: Optional[str] = None,
                  compile_blocks: Union[bool, dict] = False,
+                 vision_cache: Union[bool, dict] = False,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if pretrained is None and config is None:
@@ -180,6 +188,21 @@ class InternVLBackbone(BaseModule):
             self._compiled_blocks = compile_repeated_blocks(
                 self.hf, **({} if compile_blocks is True else compile_blocks))
             use_compiled(self._compiled_blocks, self.training)
+        self.vision_cache: Optional[FrozenVisionCache] = None
+        if vision_cache:
+            tower = self.hf.model.vision_tower
+            if any(p.requires_grad for p in tower.parameters()):
+                raise ValueError(
+                    'vision_cache needs a frozen ViT (freeze_vit=True and no '
+                    'vit_lora): a trained ViT changes its output every step.')
+            self.vision_cache = FrozenVisionCache(
+                **({} if vision_cache is True else vision_cache))
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
+        # New weights make remembered ViT outputs stale.
+        if getattr(self, 'vision_cache', None) is not None:
+            self.vision_cache.clear()
+        super()._load_from_state_dict(*args, **kwargs)
 
     def train(self, mode: bool = True) -> 'InternVLBackbone':
         """Set the mode; compiled blocks run compiled only in training."""
@@ -246,32 +269,13 @@ class InternVLBackbone(BaseModule):
             image_embeds [N, h_l*w_l, C_llm]).
         """
         cfg = self.hf.config
-        tower = self.hf.model.vision_tower
-        num_layers = len(tower.encoder.layer)
         feat_layer = cfg.vision_feature_layer
-        wanted = set(self.vit_layers)
-        if feat_layer != -1:
-            wanted.add(feat_layer)
-        captured: Dict[int, torch.Tensor] = {}
-        hooks = []
-        for idx in wanted:
-            pos = idx % (num_layers + 1)  # index into hidden_states tuple
-            if pos == 0:
-                module = tower.embeddings
-            else:
-                module = tower.encoder.layer[pos - 1]
-
-            def hook(_m, _i, out, idx=idx):
-                captured[idx] = out[0] if isinstance(out, tuple) else out
-
-            hooks.append(module.register_forward_hook(hook))
-        try:
-            out = tower(pixel_values=pixel_values.to(self.dtype))
-        finally:
-            for h in hooks:
-                h.remove()
-        proj_in = out.last_hidden_state if feat_layer == -1 else \
-            captured[feat_layer]
+        if self.vision_cache is not None and self.training:
+            states = self.vision_cache.fetch(
+                pixel_values, self.hf.model.vision_tower, self.vit_states)
+        else:
+            states = self.vit_states(pixel_values)
+        proj_in = states[feat_layer]
         n, tokens, c_vit = proj_in.shape
         side = int(round((tokens - 1)**0.5))
         grid = proj_in[:, 1:].reshape(n, side, side, c_vit)
@@ -279,12 +283,26 @@ class InternVLBackbone(BaseModule):
             grid, scale_factor=cfg.downsample_ratio)
         image_embeds = self.project(
             shuffled.reshape(n, -1, shuffled.shape[-1]))
-        vit_features = {}
-        for idx in self.vit_layers:
-            feats = out.last_hidden_state if idx == -1 else captured[idx]
-            vit_features[idx] = feats[:, 1:].transpose(1, 2).reshape(
+        vit_features = {
+            idx: states[idx][:, 1:].transpose(1, 2).reshape(
                 n, c_vit, side, side)
+            for idx in self.vit_layers
+        }
         return vit_features, image_embeds
+
+    def vit_states(self, pixel_values: torch.Tensor) -> VitStates:
+        """The ViT's hidden states at ``vit_layers`` and the projector's
+        ``vision_feature_layer``.
+
+        Args:
+            pixel_values (Tensor): [N, 3, S, S] normalised tiles.
+
+        Returns:
+            dict: layer index (-1 = last) -> [N, 1 + h_v*w_v, C_vit].
+        """
+        wanted = set(self.vit_layers) | {self.hf.config.vision_feature_layer}
+        return vit_hidden_states(self.hf.model.vision_tower,
+                                 pixel_values.to(self.dtype), wanted)
 
     def forward(self,
                 pixel_values: torch.Tensor,
