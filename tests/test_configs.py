@@ -187,8 +187,9 @@ def test_text4seg_bf16_stage2_differs_only_in_speed_and_schedule():
                if fp32.get(k) != bf16.get(k)}
     assert changed == {
         'model.backbone.attn_implementation', 'model.backbone.compile_blocks',
-        'optim_wrapper.type', 'optim_wrapper.dtype',
-        'optim_wrapper.optimizer.fused', 'train_dataloader.batch_size',
+        'model.backbone.vision_cache', 'optim_wrapper.type',
+        'optim_wrapper.dtype', 'optim_wrapper.optimizer.fused',
+        'train_dataloader.batch_size',
         'train_dataloader.num_workers', 'train_dataloader.persistent_workers',
         'max_iters', 'param_scheduler', 'train_cfg.max_iters',
         'train_cfg.val_interval', 'default_hooks.checkpoint.interval'}
@@ -200,7 +201,10 @@ def test_text4seg_bf16_stage2_differs_only_in_speed_and_schedule():
                   ).train_dataloader.batch_size
     cosine = bf16_cfg.param_scheduler[1]
     assert cosine.type == 'CosineAnnealingLR'
-    assert cosine.end == bf16_cfg.train_cfg.max_iters == 12000
+    assert cosine.end == bf16_cfg.train_cfg.max_iters == 13500
+    # The cache is valid only because the base freezes the ViT.
+    assert bf16_cfg.model.backbone.vision_cache is True
+    assert bf16_cfg.model.backbone.freeze_vit is True
 
 
 def test_the_hybrid_tiny_config_says_what_it_departs_from():
